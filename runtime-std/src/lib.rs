@@ -1,0 +1,1 @@
+//! The blocking-threads runtime for the cpu-rs protocol crates.
