@@ -65,6 +65,7 @@ errnos! {
     EPROTO = 71, "Protocol error";
     EBADMSG = 74, "Not a data message";
     EOVERFLOW = 75, "Value too large for defined data type";
+    EMSGSIZE = 90, "Message too long";
     EOPNOTSUPP = 95, "Operation not supported";
     ESTALE = 116, "Stale file handle";
     EDQUOT = 122, "Quota exceeded";

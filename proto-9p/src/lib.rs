@@ -13,6 +13,7 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod consts;
 mod dirent;
 mod errno;
