@@ -318,7 +318,7 @@ impl<F: Clone> ServerSession<F> {
             // newcomer is the least harm.
             return self.error(tag, Errno::EINVAL);
         }
-        match self.to_op(tag, fcall.msg) {
+        match self.resolve(tag, fcall.msg) {
             Ok(Some((op, effect))) => self.dispatch(tag, op, effect),
             Ok(None) => {}
             Err(e) => self.error(tag, e),
@@ -379,7 +379,7 @@ impl<F: Clone> ServerSession<F> {
 
     /// Resolves a request's fids and fid-table effect. `Ok(None)` means
     /// it was answered without the backend.
-    fn to_op(&mut self, tag: u16, msg: Message) -> Result<Option<(Op<F>, FidEffect)>, Errno> {
+    fn resolve(&mut self, tag: u16, msg: Message) -> Result<Option<(Op<F>, FidEffect)>, Errno> {
         let none = FidEffect::None;
         let op = match msg {
             Message::Tauth(_) => return Err(Errno::ENOSYS),
