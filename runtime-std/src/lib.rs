@@ -1,1 +1,3 @@
 //! The blocking-threads runtime for the cpu-rs protocol crates.
+pub mod p9client;
+pub mod p9server;
