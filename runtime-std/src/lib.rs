@@ -1,4 +1,4 @@
 //! The blocking-threads runtime for the cpu-rs protocol crates.
+pub mod export;
 pub mod p9client;
 pub mod p9server;
-pub mod export;

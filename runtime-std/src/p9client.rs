@@ -2,6 +2,7 @@
 //! [`ClientSession`]. Tests and the benchmark use it; requests can be
 //! pipelined with [`Client::send`] and [`Client::recv`].
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read, Write};
 
@@ -57,6 +58,8 @@ pub struct Client<S> {
     buf: Vec<u8>,
     out: Vec<u8>,
     next_fid: u32,
+    /// Answers that arrived while `call` waited for another tag.
+    early: VecDeque<(u16, Result<Message, Errno>)>,
 }
 
 macro_rules! expect {
@@ -77,6 +80,7 @@ impl<S: Read + Write> Client<S> {
             buf: vec![0; 256 << 10],
             out: Vec::new(),
             next_fid: 0,
+            early: VecDeque::new(),
         };
         c.transmit()?;
         match c.next_event()? {
@@ -133,6 +137,9 @@ impl<S: Read + Write> Client<S> {
 
     /// Waits for the next answer to any request.
     pub fn recv(&mut self) -> Result<(u16, Result<Message, Errno>), CallError> {
+        if let Some(early) = self.early.pop_front() {
+            return Ok(early);
+        }
         loop {
             if let ClientEvent::Reply { tag, result } = self.next_event()? {
                 return Ok((tag, result));
@@ -140,14 +147,18 @@ impl<S: Read + Write> Client<S> {
         }
     }
 
-    /// Sends a request and waits for its answer (no others in flight).
+    /// Sends a request and waits for its answer. Answers to other
+    /// requests in flight are kept for [`Self::recv`].
     pub fn call(&mut self, msg: impl Into<Message>) -> Result<Message, CallError> {
         let tag = self.send(msg)?;
-        let (got, result) = self.recv()?;
-        if got != tag {
-            return Err(CallError::Unexpected("reply to another tag"));
+        loop {
+            if let ClientEvent::Reply { tag: got, result } = self.next_event()? {
+                if got == tag {
+                    return result.map_err(CallError::Errno);
+                }
+                self.early.push_back((got, result));
+            }
         }
-        result.map_err(CallError::Errno)
     }
 
     /// Attaches `fid` to `aname`.

@@ -149,10 +149,7 @@ where
             && (st.session.in_flight() >= shared.config.max_in_flight
                 || st.session.pending_output() >= shared.config.max_pending_output)
         {
-            st = shared
-                .progress
-                .wait(st)
-                .unwrap_or_else(|p| p.into_inner());
+            st = shared.progress.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 }
@@ -231,15 +228,16 @@ where
                 if st.closed && st.jobs.is_empty() && st.workers == st.idle_workers {
                     return;
                 }
-                st = shared
-                    .progress
-                    .wait(st)
-                    .unwrap_or_else(|p| p.into_inner());
+                st = shared.progress.wait(st).unwrap_or_else(|p| p.into_inner());
             }
         }
         // The reader may be waiting for the output to drain.
         shared.progress.notify_all();
-        if writer.write_all(&out).and_then(|()| writer.flush()).is_err() {
+        if writer
+            .write_all(&out)
+            .and_then(|()| writer.flush())
+            .is_err()
+        {
             // The peer is gone; the reader sees it too.
             let mut st = shared.lock();
             st.closed = true;

@@ -166,7 +166,14 @@ impl LocalExport {
         match fid.open() {
             Open::File { file, .. } => {
                 // With O_APPEND, Linux's pwrite appends whatever the offset.
-                let n = file.write_at(data, offset).map_err(super::io_errno)?;
+                let n = match file.write_at(data, offset) {
+                    // Pipes and sockets have no offsets.
+                    Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {
+                        std::io::Write::write(&mut &*file, data)
+                    }
+                    r => r,
+                }
+                .map_err(super::io_errno)?;
                 u32::try_from(n).map_err(|_| Errno::EIO)
             }
             Open::XattrWrite(w) => xattr::write(w, offset, data),

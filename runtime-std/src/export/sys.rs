@@ -153,7 +153,8 @@ pub(super) fn lseek_set(fd: BorrowedFd<'_>, offset: i64) -> Result<(), Errno> {
 }
 
 /// pread(2) into the spare capacity of `buf`, extending its length by the
-/// bytes read, so the buffer is never zeroed first.
+/// bytes read, so the buffer is never zeroed first. Unseekable files are
+/// read at their current position.
 pub(super) fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, offset: i64) -> Result<(), Errno> {
     let spare = buf.spare_capacity_mut();
     // SAFETY: the kernel writes at most `spare.len()` bytes into the spare
@@ -165,6 +166,14 @@ pub(super) fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, offset: i64) -> 
             spare.len(),
             offset,
         )
+    };
+    // Pipes and sockets (served only with allow_devices) have no offsets.
+    let r = if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESPIPE) {
+        // SAFETY: as above, at most `spare.len()` bytes into `buf`'s spare
+        // capacity.
+        unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) }
+    } else {
+        r
     };
     let n = cvt_size(r)?;
     // SAFETY: the kernel initialised the first `n` spare bytes, and
