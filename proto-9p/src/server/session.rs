@@ -382,7 +382,10 @@ impl<F: Clone> ServerSession<F> {
     fn resolve(&mut self, tag: u16, msg: Message) -> Result<Option<(Op<F>, FidEffect)>, Errno> {
         let none = FidEffect::None;
         let op = match msg {
-            Message::Tauth(_) => return Err(Errno::ENOSYS),
+            // No authentication on this transport (the SSH channel and the
+            // nonce are the authentication). ENOENT is how diod says "auth
+            // not required", and what its clients and the kernel accept.
+            Message::Tauth(_) => return Err(Errno::ENOENT),
             Message::Tattach(m) => {
                 if m.afid != NOFID {
                     return Err(Errno::EINVAL);
