@@ -18,6 +18,8 @@ pub mod consts;
 mod dirent;
 mod errno;
 pub mod frame;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod messages;
 mod qid;
 pub mod server;
