@@ -14,7 +14,10 @@ use bytes::Bytes;
 use core::cell::RefCell;
 use hashbrown::HashMap;
 
-use crate::consts::{lock_type, qid_type, unlink_flags, HEADER_LEN, MIN_MSIZE, VERSION_9P2000_L};
+use crate::consts::{
+    lock_type, qid_type, unlink_flags, HEADER_LEN, IOHDRSZ, MIN_MSIZE, READDIRHDRSZ,
+    VERSION_9P2000_L,
+};
 use crate::frame::{decode_frame, encode_frame, frame_len, frame_size, Fcall, FramingError};
 use crate::messages::*;
 use crate::server::{
@@ -348,6 +351,12 @@ impl<'a> Harness<'a> {
                     self.pending.iter().all(|p| p.req.id != r.id),
                     "request id reused"
                 );
+                // Counts are cut to what fits in one reply.
+                match &r.op {
+                    Op::Read { msg, .. } => assert!(msg.count <= self.msize - IOHDRSZ),
+                    Op::Readdir { msg, .. } => assert!(msg.count <= self.msize - READDIRHDRSZ),
+                    _ => {}
+                }
             }
             _ => only_error(&out, &events),
         }
