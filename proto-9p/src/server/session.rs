@@ -10,15 +10,22 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use hashbrown::HashMap;
 
 use super::filesystem::{Op, Reply};
-use crate::consts::{IOHDRSZ, MIN_MSIZE, NOFID, READDIRHDRSZ, VERSION_9P2000_L};
+use crate::consts::{HEADER_LEN, IOHDRSZ, MIN_MSIZE, NOFID, READDIRHDRSZ, VERSION_9P2000_L};
 use crate::frame::{decode_frame, encode_frame, frame_len, frame_size, FramingError};
 use crate::messages::*;
 use crate::wire::DecodeError;
 use crate::Errno;
+
+/// Payloads at least this large are sent without copying them into the
+/// output buffer; smaller ones are cheaper to copy than to queue apart.
+const ZERO_COPY_MIN: usize = 16 << 10;
+
+/// The least room `take_input_buffer` leaves, so small requests arrive in batches.
+const READ_AHEAD: usize = 16 << 10;
 
 /// Limits of a server session.
 #[derive(Debug, Clone, Copy)]
@@ -110,7 +117,13 @@ pub struct ServerSession<F> {
     /// 0 until Tversion: nothing but Tversion is served before.
     msize: u32,
     input: BytesMut,
+    /// Small replies being gathered into one chunk.
     output: Vec<u8>,
+    /// Chunks ready to send, in order, before `output`. Large read
+    /// payloads are queued here as they came from the backend, uncopied.
+    chunks: VecDeque<Bytes>,
+    /// Bytes in `chunks` and `output`.
+    pending: usize,
     events: VecDeque<Event<F>>,
     fids: HashMap<u32, FidSlot<F>>,
     in_flight: HashMap<u16, InFlight>,
@@ -127,6 +140,8 @@ impl<F: Clone> ServerSession<F> {
             msize: 0,
             input: BytesMut::new(),
             output: Vec::new(),
+            chunks: VecDeque::new(),
+            pending: 0,
             events: VecDeque::new(),
             fids: HashMap::new(),
             in_flight: HashMap::new(),
@@ -145,10 +160,10 @@ impl<F: Clone> ServerSession<F> {
         self.in_flight.len()
     }
 
-    /// Encoded bytes waiting for [`Self::poll_transmit`]. A runtime stops
-    /// reading input while this is large, which bounds memory.
+    /// Encoded bytes waiting to be sent. A runtime stops reading input
+    /// while this is large, which bounds memory.
     pub fn pending_output(&self) -> usize {
-        self.output.len()
+        self.pending
     }
 
     /// Bytes buffered of a frame not yet complete.
@@ -161,13 +176,52 @@ impl<F: Clone> ServerSession<F> {
     /// malformed messages included, is answered with Rlerror.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), FramingError> {
         self.input.extend_from_slice(data);
+        self.process_input()
+    }
+
+    /// Takes the input buffer out of the session, so the transport can
+    /// read into it in place (without holding the session) instead of
+    /// copying through [`Self::handle_input`]. It holds the part of a
+    /// frame received so far, and has spare capacity for at least the rest
+    /// of that frame (bounded by msize) or `READ_AHEAD` bytes. Append what
+    /// is read and give it back with [`Self::handle_input_buffer`].
+    pub fn take_input_buffer(&mut self) -> BytesMut {
+        let have = self.input.len();
+        let want = match frame_len(&self.input, self.limit()) {
+            Ok(Some(len)) if len > have => (len - have).max(READ_AHEAD),
+            _ => READ_AHEAD,
+        };
+        self.input.reserve(want);
+        core::mem::take(&mut self.input)
+    }
+
+    /// Gives back the buffer of [`Self::take_input_buffer`], with the new
+    /// bytes appended. An error means the connection must end, as for
+    /// `handle_input`.
+    pub fn handle_input_buffer(&mut self, buf: BytesMut) -> Result<(), FramingError> {
+        if self.input.is_empty() {
+            self.input = buf;
+        } else {
+            // Misuse (input fed meanwhile): keep the order, at a copy.
+            let mut joined = buf;
+            joined.extend_from_slice(&self.input);
+            self.input = joined;
+        }
+        self.process_input()
+    }
+
+    fn limit(&self) -> u32 {
+        if self.msize == 0 {
+            self.config.max_msize
+        } else {
+            self.msize
+        }
+    }
+
+    /// Splits the buffered input into frames and handles each.
+    fn process_input(&mut self) -> Result<(), FramingError> {
         loop {
-            let limit = if self.msize == 0 {
-                self.config.max_msize
-            } else {
-                self.msize
-            };
-            let Some(len) = frame_len(&self.input, limit)? else {
+            let Some(len) = frame_len(&self.input, self.limit())? else {
                 return Ok(());
             };
             if self.input.len() < len {
@@ -185,17 +239,29 @@ impl<F: Clone> ServerSession<F> {
         self.events.pop_front()
     }
 
-    /// Appends encoded replies to `out`; returns whether any were added.
+    /// Takes the next piece of encoded output, in order. Pieces are whole
+    /// replies or, for large Rread and Rreaddir payloads, the payload apart
+    /// from its header, so it reaches the socket without a copy (write the
+    /// pieces with a vectored write).
+    pub fn poll_transmit_chunk(&mut self) -> Option<Bytes> {
+        let chunk = match self.chunks.pop_front() {
+            Some(c) => c,
+            None if self.output.is_empty() => return None,
+            None => Bytes::from(core::mem::take(&mut self.output)),
+        };
+        self.pending -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Appends all encoded output to `out` (copying it); returns whether
+    /// any was added. [`Self::poll_transmit_chunk`] avoids the copy.
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> bool {
-        if self.output.is_empty() {
-            return false;
+        let mut any = false;
+        while let Some(chunk) = self.poll_transmit_chunk() {
+            out.extend_from_slice(&chunk);
+            any = true;
         }
-        if out.is_empty() {
-            core::mem::swap(out, &mut self.output);
-        } else {
-            out.append(&mut self.output);
-        }
-        true
+        any
     }
 
     /// The backend's answer to request `id`. Answers to requests abandoned
@@ -285,7 +351,27 @@ impl<F: Clone> ServerSession<F> {
     }
 
     fn send(&mut self, tag: u16, msg: &Message) {
-        encode_frame(tag, msg, &mut self.output);
+        let payload = match msg {
+            Message::Rread(Rread { data }) | Message::Rreaddir(Rreaddir { data })
+                if data.len() >= ZERO_COPY_MIN =>
+            {
+                data
+            }
+            _ => {
+                self.pending += encode_frame(tag, msg, &mut self.output);
+                return;
+            }
+        };
+        // Header and count here, the payload as its own chunk.
+        let size = HEADER_LEN + 4 + payload.len();
+        self.output.put_u32_le(size as u32);
+        self.output.put_u8(msg.msg_type());
+        self.output.put_u16_le(tag);
+        self.output.put_u32_le(payload.len() as u32);
+        self.chunks
+            .push_back(Bytes::from(core::mem::take(&mut self.output)));
+        self.chunks.push_back(payload.clone());
+        self.pending += size;
     }
 
     fn error(&mut self, tag: u16, errno: Errno) {
