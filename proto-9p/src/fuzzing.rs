@@ -349,7 +349,7 @@ impl<'a> Harness<'a> {
             ([], [Event::Request(r)]) => {
                 assert_eq!(r.tag, tag);
                 assert_eq!(
-                    op_type(&r.op),
+                    r.op.request_type(),
                     msg.msg_type(),
                     "{:?} for {}",
                     r.op,
@@ -446,7 +446,7 @@ impl<'a> Harness<'a> {
     fn complete(&mut self, i: usize, how: u8) {
         let Pending { req, flushed } = self.pending.swap_remove(i);
         let Request { id, tag, op } = req;
-        let op_ty = op_type(&op);
+        let op_ty = op.request_type();
         let result = match how % 16 {
             // A flushed request interrupted, as a runtime may do.
             0..=1 if flushed => Err(Errno::EINTR),
@@ -609,37 +609,6 @@ fn check_chunking(control: &[u8], stream: &[u8]) {
     let mut sizes = control.iter().cycle();
     let cut = run(&mut |_| sizes.next().map_or(usize::MAX, |&b| usize::from(b) * 7 + 1));
     assert_eq!(whole, cut, "the output depends on how the input was cut");
-}
-
-/// The T type of an operation.
-fn op_type<F>(op: &Op<F>) -> u8 {
-    match op {
-        Op::Attach(_) => Tattach::TYPE,
-        Op::Walk { .. } => Twalk::TYPE,
-        Op::Lopen { .. } => Tlopen::TYPE,
-        Op::Lcreate { .. } => Tlcreate::TYPE,
-        Op::Read { .. } => Tread::TYPE,
-        Op::Write { .. } => Twrite::TYPE,
-        Op::Clunk { .. } => Tclunk::TYPE,
-        Op::Remove { .. } => Tremove::TYPE,
-        Op::Statfs { .. } => Tstatfs::TYPE,
-        Op::Symlink { .. } => Tsymlink::TYPE,
-        Op::Mknod { .. } => Tmknod::TYPE,
-        Op::Rename { .. } => Trename::TYPE,
-        Op::Readlink { .. } => Treadlink::TYPE,
-        Op::Getattr { .. } => Tgetattr::TYPE,
-        Op::Setattr { .. } => Tsetattr::TYPE,
-        Op::Xattrwalk { .. } => Txattrwalk::TYPE,
-        Op::Xattrcreate { .. } => Txattrcreate::TYPE,
-        Op::Readdir { .. } => Treaddir::TYPE,
-        Op::Fsync { .. } => Tfsync::TYPE,
-        Op::Lock { .. } => Tlock::TYPE,
-        Op::Getlock { .. } => Tgetlock::TYPE,
-        Op::Link { .. } => Tlink::TYPE,
-        Op::Mkdir { .. } => Tmkdir::TYPE,
-        Op::Renameat { .. } => Trenameat::TYPE,
-        Op::Unlinkat { .. } => Tunlinkat::TYPE,
-    }
 }
 
 // ---------------------------------------------------------------------

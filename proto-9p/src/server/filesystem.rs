@@ -209,6 +209,39 @@ pub enum Op<F> {
     },
 }
 
+impl<F> Op<F> {
+    /// The T-message type the operation came from.
+    pub fn request_type(&self) -> u8 {
+        match self {
+            Op::Attach(_) => Tattach::TYPE,
+            Op::Walk { .. } => Twalk::TYPE,
+            Op::Lopen { .. } => Tlopen::TYPE,
+            Op::Lcreate { .. } => Tlcreate::TYPE,
+            Op::Read { .. } => Tread::TYPE,
+            Op::Write { .. } => Twrite::TYPE,
+            Op::Clunk { .. } => Tclunk::TYPE,
+            Op::Remove { .. } => Tremove::TYPE,
+            Op::Statfs { .. } => Tstatfs::TYPE,
+            Op::Symlink { .. } => Tsymlink::TYPE,
+            Op::Mknod { .. } => Tmknod::TYPE,
+            Op::Rename { .. } => Trename::TYPE,
+            Op::Readlink { .. } => Treadlink::TYPE,
+            Op::Getattr { .. } => Tgetattr::TYPE,
+            Op::Setattr { .. } => Tsetattr::TYPE,
+            Op::Xattrwalk { .. } => Txattrwalk::TYPE,
+            Op::Xattrcreate { .. } => Txattrcreate::TYPE,
+            Op::Readdir { .. } => Treaddir::TYPE,
+            Op::Fsync { .. } => Tfsync::TYPE,
+            Op::Lock { .. } => Tlock::TYPE,
+            Op::Getlock { .. } => Tgetlock::TYPE,
+            Op::Link { .. } => Tlink::TYPE,
+            Op::Mkdir { .. } => Tmkdir::TYPE,
+            Op::Renameat { .. } => Trenameat::TYPE,
+            Op::Unlinkat { .. } => Tunlinkat::TYPE,
+        }
+    }
+}
+
 /// The backend's answer to an [`Op`].
 #[derive(Debug)]
 pub enum Reply<F> {

@@ -631,7 +631,7 @@ impl<F: Clone> ServerSession<F> {
     fn dispatch(&mut self, tag: u16, op: Op<F>, effect: FidEffect) {
         let id = RequestId(self.next_id);
         self.next_id += 1;
-        let reply_type = op_type(&op) + 1;
+        let reply_type = op.request_type() + 1;
         self.in_flight.insert(
             tag,
             InFlight {
@@ -670,36 +670,5 @@ impl<F: Clone> ServerSession<F> {
         if hint {
             self.events.push_back(Event::Flush { id: old_id });
         }
-    }
-}
-
-/// The T type of an operation.
-fn op_type<F>(op: &Op<F>) -> u8 {
-    match op {
-        Op::Attach(_) => Tattach::TYPE,
-        Op::Walk { .. } => Twalk::TYPE,
-        Op::Lopen { .. } => Tlopen::TYPE,
-        Op::Lcreate { .. } => Tlcreate::TYPE,
-        Op::Read { .. } => Tread::TYPE,
-        Op::Write { .. } => Twrite::TYPE,
-        Op::Clunk { .. } => Tclunk::TYPE,
-        Op::Remove { .. } => Tremove::TYPE,
-        Op::Statfs { .. } => Tstatfs::TYPE,
-        Op::Symlink { .. } => Tsymlink::TYPE,
-        Op::Mknod { .. } => Tmknod::TYPE,
-        Op::Rename { .. } => Trename::TYPE,
-        Op::Readlink { .. } => Treadlink::TYPE,
-        Op::Getattr { .. } => Tgetattr::TYPE,
-        Op::Setattr { .. } => Tsetattr::TYPE,
-        Op::Xattrwalk { .. } => Txattrwalk::TYPE,
-        Op::Xattrcreate { .. } => Txattrcreate::TYPE,
-        Op::Readdir { .. } => Treaddir::TYPE,
-        Op::Fsync { .. } => Tfsync::TYPE,
-        Op::Lock { .. } => Tlock::TYPE,
-        Op::Getlock { .. } => Tgetlock::TYPE,
-        Op::Link { .. } => Tlink::TYPE,
-        Op::Mkdir { .. } => Tmkdir::TYPE,
-        Op::Renameat { .. } => Trenameat::TYPE,
-        Op::Unlinkat { .. } => Tunlinkat::TYPE,
     }
 }
