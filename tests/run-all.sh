@@ -1,0 +1,154 @@
+#!/bin/bash
+# tests/run-all.sh: THE test command of cpu-rs (.ci/run calls it).
+#
+# On a fresh Debian 12 machine (root, or sudo) it installs what it needs,
+# idempotently: apt packages (diod, qemu-system-x86, busybox-static, cpio,
+# kmod, xz-utils, gcc, libc6-dev, libacl1-dev, ...), rustfmt and clippy, and
+# `cargo install --locked pjdfstest fsx` into ~/.cache/cpu-rs/cargo (only if
+# missing); the QEMU guest image is built/cached in ~/.cache/vm-harness by
+# /work/shared/vm/build-image.sh. Then it runs:
+#   fmt        cargo fmt --all -- --check
+#   clippy     cargo clippy --workspace --all-targets -- -D warnings
+#   test       cargo test --workspace
+#   build      cargo build --release -p cpu-bins --bin cpu9p
+#   clients    tests/scripts/diod-clients.sh   (diodls/diodcat, host side)
+#   workload   tests/scripts/guest-workload.sh (Linux 9p client in QEMU)
+#   fstests    tests/scripts/fs-suites.sh      (pjdfstest + fsx in QEMU)
+#   diff       tests/scripts/differential.sh   (diod vs ours, same workload)
+#
+# Env:
+#   SERVER=ours|diod  server under test (default: ours when the workspace has
+#                     the cpu9p binary, else diod). With ours, every 9P suite
+#                     also runs against diod as the differential reference.
+#   STEPS="..."       run only these steps (names above; default all)
+#   VM_DIR            VM harness (default /work/shared/vm)
+#   KEEP=1            keep work folders and logs
+# Exit status: 0 when every step passed. Logs: $LOGS (printed at the end).
+set -uo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO" || exit 1
+export VM_DIR=${VM_DIR:-/work/shared/vm}
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
+export TOOLS_BIN=$CACHE/cargo/bin
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff}
+START=$(date +%s)
+LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
+chmod 755 "$LOGS"
+RESULTS=$LOGS/results
+SUMMARY=() FAILED=0
+
+cleanup() {
+	local j
+	for j in $(jobs -p); do kill -TERM "$j" 2> /dev/null; done
+	wait 2> /dev/null
+	if [ "$FAILED" = 0 ] && [ "${KEEP:-0}" != 1 ]; then rm -rf "$LOGS"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
+wanted() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+# step NAME TIMEOUT CMD...: run with a time-out, log to $LOGS/NAME.log (and the
+# terminal), record the result.
+step() {
+	local name=$1 tmo=$2 t0 rc
+	shift 2
+	say "$name: $*"
+	t0=$(date +%s)
+	timeout -k 20 "$tmo" "$@" 2>&1 | tee "$LOGS/$name.log"
+	rc=${PIPESTATUS[0]}
+	local dt=$(($(date +%s) - t0))
+	if [ "$rc" = 0 ]; then
+		SUMMARY+=("$(printf '%-22s %-6s %5ss' "$name" PASS "$dt")")
+	else
+		[ "$rc" = 124 ] && echo "*** $name: timed out after ${tmo}s"
+		SUMMARY+=("$(printf '%-22s %-6s %5ss  (exit %s, log %s)' "$name" FAIL "$dt" "$rc" "$LOGS/$name.log")")
+		FAILED=$((FAILED + 1))
+	fi
+	return "$rc"
+}
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- setup (idempotent) -------------------------------------------------------
+setup() {
+	local pkgs="diod qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates"
+	local missing='' p
+	for p in $pkgs; do
+		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
+	done
+	if [ -n "$missing" ]; then
+		echo "apt-get install:$missing"
+		as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+			--no-install-recommends $missing ||
+		{ as_root apt-get update -q -o DPkg::Lock::Timeout=300 &&
+		  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 \
+			--no-install-recommends $missing; } || return 1
+	fi
+	command -v cargo > /dev/null || { echo "no cargo: install Rust (https://rustup.rs)"; return 1; }
+	if ! cargo fmt --version > /dev/null 2>&1 || ! cargo clippy --version > /dev/null 2>&1; then
+		rustup component add rustfmt clippy || return 1
+	fi
+	for p in pjdfstest fsx; do
+		[ -x "$TOOLS_BIN/$p" ] && continue
+		echo "cargo install --locked $p (into $CACHE/cargo)"
+		(cd /tmp && cargo install --locked --root "$CACHE/cargo" "$p") || return 1
+	done
+	[ -x "$VM_DIR/build-image.sh" ] || { echo "no VM harness in $VM_DIR (set VM_DIR)"; return 1; }
+	"$VM_DIR/build-image.sh" > /dev/null || return 1
+	echo "setup ok: $(diod -V 2>&1 | head -n 1 || true); pjdfstest, fsx in $TOOLS_BIN; image $(cat "${VM_OUT:-$HOME/.cache/vm-harness}/image/kernel-version")"
+}
+
+has_cpu9p() {
+	cargo metadata --no-deps --format-version 1 2> /dev/null |
+		grep -q '"kind":\["bin"\][^}]*"name":"cpu9p"\|"name":"cpu9p"[^}]*"kind":\["bin"\]'
+}
+
+step setup 2400 setup || { echo "setup failed; stopping"; }
+if [ "$FAILED" = 0 ]; then
+	if [ -z "${SERVER:-}" ]; then
+		if has_cpu9p; then SERVER=ours; else SERVER=diod; fi
+	fi
+	case $SERVER in
+	ours) KINDS="ours diod" ;;
+	diod) KINDS=diod ;;
+	*) echo "SERVER must be ours or diod"; exit 2 ;;
+	esac
+	echo "server under test: $SERVER (9P suites run against: $KINDS)"
+
+	wanted fmt && step fmt 300 cargo fmt --all -- --check
+	wanted clippy && step clippy 1800 cargo clippy --workspace --all-targets -- -D warnings
+	wanted test && step test 1800 cargo test --workspace
+	if [ "$SERVER" = ours ]; then
+		export CPU9P=${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p
+		if wanted build || [ ! -x "$CPU9P" ]; then
+			step build 1800 cargo build --release -p cpu-bins --bin cpu9p ||
+				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
+		fi
+	fi
+	for k in $KINDS; do
+		wanted clients && step "clients-$k" 300 tests/scripts/diod-clients.sh "$k"
+	done
+	for k in $KINDS; do
+		wanted workload && RESULTS_DIR=$RESULTS step "workload-$k" 1200 tests/scripts/guest-workload.sh "$k"
+	done
+	for k in $KINDS; do
+		wanted fstests && RESULTS_DIR=$RESULTS step "fstests-$k" 1800 tests/scripts/fs-suites.sh "$k"
+	done
+	if wanted diff && [ "$KINDS" = "ours diod" ]; then
+		step diff-diod-vs-ours 120 tests/scripts/differential.sh "$RESULTS" diod ours
+	fi
+fi
+
+say "summary ($(($(date +%s) - START)) s total, server under test: ${SERVER:-?})"
+printf '%s\n' "${SUMMARY[@]}"
+for f in "$LOGS"/fstests-*.log; do
+	[ -f "$f" ] && grep -h '^PJDFSTEST\|^FSX' "$f"
+done
+if [ "$FAILED" = 0 ]; then
+	echo "ALL PASSED"
+else
+	echo "$FAILED step(s) FAILED; logs in $LOGS"
+fi
+[ "$FAILED" = 0 ]
