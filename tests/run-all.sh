@@ -46,7 +46,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-say() { printf '\n\033[1m=== %s\033[0m\n' "$*"; }
+say() { if [ -t 1 ]; then printf '\n\033[1m=== %s\033[0m\n' "$*"; else printf '\n=== %s\n' "$*"; fi; }
 wanted() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 # step NAME TIMEOUT CMD...: run with a time-out, log to $LOGS/NAME.log (and the
@@ -105,7 +105,14 @@ has_cpu9p() {
 		grep -q '"kind":\["bin"\][^}]*"name":"cpu9p"\|"name":"cpu9p"[^}]*"kind":\["bin"\]'
 }
 
-step setup 2400 setup || { echo "setup failed; stopping"; }
+# "run-all.sh --setup": only the installation (run through timeout below).
+if [ "${1:-}" = --setup ]; then
+	trap - EXIT; rm -rf "$LOGS"
+	setup
+	exit
+fi
+
+step setup 2400 "$0" --setup || echo "setup failed; stopping"
 if [ "$FAILED" = 0 ]; then
 	if [ -z "${SERVER:-}" ]; then
 		if has_cpu9p; then SERVER=ours; else SERVER=diod; fi
