@@ -844,3 +844,48 @@ fn umask_is_not_applied_twice() {
     let mode = fs::metadata(t.path("reg")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o677);
 }
+
+/// New files get the attaching user and the requested group where this
+/// process may give them (as root here: anyone; as a user: its groups),
+/// set before the mode so set-id bits survive.
+#[test]
+fn new_files_get_the_owner_the_client_asks_for() {
+    let t = setup();
+    let root_runs_this = fs::metadata("/proc/self").unwrap().uid() == 0;
+    t.fs.mkdir(
+        &t.root,
+        &Tmkdir {
+            dfid: 0,
+            name: b"d".to_vec(),
+            mode: 0o2755,
+            gid: 65534,
+        },
+    )
+    .unwrap();
+    let (_, file) =
+        t.fs.lcreate(
+            &t.root,
+            &Tlcreate {
+                fid: 0,
+                name: b"f".to_vec(),
+                flags: open_flags::WRONLY,
+                mode: 0o2750,
+                gid: 65534,
+            },
+        )
+        .map(|(q, _, f)| (q, f))
+        .unwrap();
+    drop(file);
+    let me = fs::metadata("/proc/self").unwrap();
+    // mkdir(2) ignores S_ISGID in the mode, as it does locally.
+    for (name, mode) in [("d", 0o755), ("f", 0o2750)] {
+        let md = fs::symlink_metadata(t.path(name)).unwrap();
+        let want = if root_runs_this {
+            (65534, 65534)
+        } else {
+            (me.uid(), md.gid())
+        };
+        assert_eq!((md.uid(), md.gid()), want, "{name}");
+        assert_eq!(md.mode() & 0o7777, mode, "{name}");
+    }
+}

@@ -29,6 +29,9 @@ const FIELDS: [(u32, u64); 10] = [
     (libc::STATX_BLOCKS, ga::BLOCKS),
 ];
 
+/// `V9FS_MAGIC` of Linux's `include/uapi/linux/magic.h`.
+const V9FS_MAGIC: u32 = 0x0102_1997;
+
 impl LocalExport {
     /// All the attributes statx has, whatever was asked: `valid` tells the
     /// client which are filled. RDEV is always filled by statx; BTIME when
@@ -113,7 +116,10 @@ impl LocalExport {
     pub(super) fn do_statfs(&self, fid: &Fid) -> Result<Rstatfs, Errno> {
         let s = sys::fstatfs(fid.node().fd.as_fd())?;
         Ok(Rstatfs {
-            fs_type: s.fs_type as u32,
+            // The 9p magic, not the host file system's: programs derive
+            // limits from f_type (glibc's pathconf(_PC_LINK_MAX) does), and
+            // those of the host's file system do not hold across 9P.
+            fs_type: V9FS_MAGIC,
             bsize: s.bsize as u32,
             blocks: s.blocks,
             bfree: s.bfree,

@@ -40,11 +40,19 @@ pub struct Fid(pub(super) Arc<FidState>);
 pub(super) struct FidState {
     pub(super) node: Arc<Node>,
     pub(super) open: Open,
+    /// The numeric user of the Tattach this fid descends from (the Linux
+    /// client attaches once per local user), or NOFID when not given.
+    pub(super) user: u32,
 }
 
 impl Fid {
-    pub(super) fn new(node: Arc<Node>, open: Open) -> Fid {
-        Fid(Arc::new(FidState { node, open }))
+    pub(super) fn new(node: Arc<Node>, open: Open, user: u32) -> Fid {
+        Fid(Arc::new(FidState { node, open, user }))
+    }
+
+    /// The attaching user, for the owner of files made through this fid.
+    pub(super) fn user(&self) -> u32 {
+        self.0.user
     }
 
     pub(super) fn node(&self) -> &Arc<Node> {

@@ -21,6 +21,7 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 use proto_9p::consts::open_flags as of;
+use proto_9p::consts::NOFID;
 use proto_9p::messages::Tlcreate;
 use proto_9p::{Errno, Qid};
 
@@ -81,7 +82,7 @@ impl LocalExport {
         let fd = sys::openat(None, &node.proc_path(), hflags)?;
         let st = sys::statx(fd.as_fd(), c"")?;
         let open = make_open(node.kind, fd, flags);
-        Ok((node.qid(&st), 0, Fid::new(node.clone(), open)))
+        Ok((node.qid(&st), 0, Fid::new(node.clone(), open, fid.user())))
     }
 
     pub(super) fn do_lcreate(&self, dir: &Fid, msg: &Tlcreate) -> Result<(Qid, u32, Fid), Errno> {
@@ -103,10 +104,10 @@ impl LocalExport {
             super::RESOLVE_CHILD,
         );
         match created {
-            Ok(fd) => self.created_file(dnode, name, fd, mode, msg.flags),
+            Ok(fd) => self.created_file(dnode, name, fd, (mode, msg.flags), (dir.user(), msg.gid)),
             Err(Errno::EEXIST) if msg.flags & of::EXCL == 0 => {
                 let (node, _) = self.child(dnode, name)?;
-                let f = Fid::new(node, Open::None);
+                let f = Fid::new(node, Open::None, dir.user());
                 self.do_lopen(&f, msg.flags & !(of::CREATE | of::EXCL))
             }
             Err(e) => Err(e),
@@ -118,12 +119,15 @@ impl LocalExport {
         dnode: &std::sync::Arc<Node>,
         name: CString,
         fd: OwnedFd,
-        mode: u32,
-        flags: u32,
+        (mode, flags): (u32, u32),
+        (user, gid): (u32, u32),
     ) -> Result<(Qid, u32, Fid), Errno> {
         let mut st = sys::statx(fd.as_fd(), c"")?;
-        if fix_mode(&st, mode) {
-            sys::fchmod(fd.as_fd(), mode_with_perms(&st, mode))?;
+        if give_owner(fd.as_fd(), &st, user, gid)? {
+            st = sys::statx(fd.as_fd(), c"")?;
+        }
+        if let Some(fixed) = mode_fix(&st, mode) {
+            sys::fchmod(fd.as_fd(), fixed)?;
             st = sys::statx(fd.as_fd(), c"")?;
         }
         // The node's own O_PATH descriptor, from the open file: the same
@@ -143,7 +147,7 @@ impl LocalExport {
         )?;
         let qid = node.qid(&st);
         let open = make_open(Kind::Regular, fd, flags);
-        Ok((qid, 0, Fid::new(node, open)))
+        Ok((qid, 0, Fid::new(node, open, user)))
     }
 
     pub(super) fn do_read(&self, fid: &Fid, offset: u64, count: u32) -> Result<Bytes, Errno> {
@@ -201,14 +205,61 @@ fn make_open(kind: Kind, fd: OwnedFd, flags: u32) -> Open {
     }
 }
 
-/// Whether a new file lost permission bits to this process's umask. The
-/// client applied its own umask already; ours must not apply twice.
-pub(super) fn fix_mode(st: &libc::statx, mode: u32) -> bool {
-    u32::from(st.stx_mode) & 0o777 != mode & 0o777
+/// Gives a new file the owner the client asked for: the attaching user
+/// and the group of the request (the Linux client sends the creator's
+/// ids). Only what this process may do happens: as an ordinary user,
+/// a group it belongs to; as root, anyone. EPERM leaves the file ours,
+/// which is the rule of a server that takes no privilege of its own.
+/// Returns whether the owner changed. Done before any chmod, since a
+/// chown clears the set-id bits.
+pub(super) fn give_owner(
+    fd: std::os::fd::BorrowedFd<'_>,
+    st: &libc::statx,
+    user: u32,
+    gid: u32,
+) -> Result<bool, Errno> {
+    let want = |id: u32, have: u32| {
+        if id == NOFID || id == have {
+            u32::MAX
+        } else {
+            id
+        }
+    };
+    let (uid, gid) = (want(user, st.stx_uid), want(gid, st.stx_gid));
+    if uid == u32::MAX && gid == u32::MAX {
+        return Ok(false);
+    }
+    match sys::fchown(fd, uid, gid) {
+        Ok(()) => Ok(true),
+        // Not allowed to give the file away: try the group alone.
+        Err(Errno::EPERM) if uid != u32::MAX && gid != u32::MAX => {
+            match sys::fchown(fd, u32::MAX, gid) {
+                Ok(()) => Ok(true),
+                Err(Errno::EPERM) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(Errno::EPERM) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
-/// The new file's mode with the requested permission bits; other bits
-/// (a setgid inherited from the directory) stay as the kernel set them.
-pub(super) fn mode_with_perms(st: &libc::statx, mode: u32) -> u32 {
-    (u32::from(st.stx_mode) & 0o7000) | (mode & 0o777)
+/// The mode a new file should have: what the client asked for, which
+/// already went through the client's umask. Ours must not apply twice, and
+/// a chown (`give_owner`) may have cleared set-id bits. Directories keep
+/// the setgid bit as the kernel set it (inherited from the parent), as a
+/// local mkdir(2) ignores it in the mode.
+fn wanted_mode(st: &libc::statx, mode: u32) -> u32 {
+    let have = u32::from(st.stx_mode);
+    if have & libc::S_IFMT == libc::S_IFDIR {
+        (have & libc::S_ISGID) | (mode & 0o1777)
+    } else {
+        mode & 0o7777
+    }
+}
+
+/// The mode to set on a new file, when it differs from what it got.
+pub(super) fn mode_fix(st: &libc::statx, mode: u32) -> Option<u32> {
+    let want = wanted_mode(st, mode);
+    (u32::from(st.stx_mode) & 0o7777 != want).then_some(want)
 }

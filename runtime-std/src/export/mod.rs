@@ -127,7 +127,7 @@ impl Filesystem for LocalExport {
     type Fid = Fid;
 
     fn attach(&self, msg: &Tattach) -> Result<(Qid, Fid), Errno> {
-        self.do_attach(&msg.aname)
+        self.do_attach(&msg.aname, msg.n_uname)
     }
 
     fn walk(&self, fid: &Fid, names: &[Vec<u8>]) -> Result<(Vec<Qid>, Option<Fid>), Errno> {
@@ -190,11 +190,11 @@ impl Filesystem for LocalExport {
     }
 
     fn xattrwalk(&self, fid: &Fid, name: &[u8]) -> Result<(u64, Fid), Errno> {
-        xattr::walk(fid.node(), name)
+        xattr::walk(fid.node(), name, fid.user())
     }
 
     fn xattrcreate(&self, fid: &Fid, msg: &Txattrcreate) -> Result<Fid, Errno> {
-        xattr::create(fid.node(), msg)
+        xattr::create(fid.node(), msg, fid.user())
     }
 
     fn readdir(&self, fid: &Fid, offset: u64, count: u32) -> Result<Bytes, Errno> {

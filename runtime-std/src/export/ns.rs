@@ -3,8 +3,8 @@
 //!
 //! Everything acts on one name in a directory descriptor of the export,
 //! with names checked to be single components, so nothing here can reach
-//! outside the root. New files belong to the user running the export
-//! (the gid of a request is not applied: we take no privilege).
+//! outside the root. New files get the owner the client asked for where
+//! this process may give it (`give_owner`), and stay ours otherwise.
 
 use std::ffi::CString;
 use std::os::fd::AsFd;
@@ -14,7 +14,7 @@ use proto_9p::messages::{Tmkdir, Tmknod, Tsymlink};
 use proto_9p::{Errno, Qid};
 
 use super::fid::{lock, Fid, Kind, Loc, Node};
-use super::io::{fix_mode, mode_with_perms};
+use super::io::{give_owner, mode_fix};
 use super::names::checked_name;
 use super::{sys, LocalExport};
 
@@ -34,7 +34,7 @@ impl LocalExport {
         let name = checked_name(&msg.name)?;
         let mode = msg.mode & 0o7777;
         sys::mkdirat(dnode.fd.as_fd(), &name, mode)?;
-        self.new_child(dnode, name, mode)
+        self.new_child(dnode, name, mode, (dir.user(), msg.gid))
     }
 
     pub(super) fn do_mknod(&self, dir: &Fid, msg: &Tmknod) -> Result<Qid, Errno> {
@@ -49,7 +49,7 @@ impl LocalExport {
         }
         let mode = msg.mode & (libc::S_IFMT | 0o7777);
         sys::mknodat(dnode.fd.as_fd(), &name, mode, msg.major, msg.minor)?;
-        self.new_child(dnode, name, mode & 0o7777)
+        self.new_child(dnode, name, mode & 0o7777, (dir.user(), msg.gid))
     }
 
     pub(super) fn do_symlink(&self, dir: &Fid, msg: &Tsymlink) -> Result<Qid, Errno> {
@@ -58,19 +58,33 @@ impl LocalExport {
         // The target is stored, never followed by us, so any text will do.
         let target = CString::new(msg.symtgt.as_slice()).map_err(|_| Errno::EINVAL)?;
         sys::symlinkat(&target, dnode.fd.as_fd(), &name)?;
-        Ok(self.child(dnode, name)?.1)
+        let (node, q) = self.child(dnode, name)?;
+        let st = sys::statx(node.fd.as_fd(), c"")?;
+        if !give_owner(node.fd.as_fd(), &st, dir.user(), msg.gid)? {
+            return Ok(q);
+        }
+        // The chown changed ctime, and with it the qid's version.
+        Ok(node.qid(&sys::statx(node.fd.as_fd(), c"")?))
     }
 
     /// The qid of a file just made; its permission bits are set to those
     /// asked for when our umask took some away.
-    fn new_child(&self, dnode: &Arc<Node>, name: CString, mode: u32) -> Result<Qid, Errno> {
-        let (node, q) = self.child(dnode, name)?;
-        let st = sys::statx(node.fd.as_fd(), c"")?;
-        if !fix_mode(&st, mode) {
-            return Ok(q);
+    fn new_child(
+        &self,
+        dnode: &Arc<Node>,
+        name: CString,
+        mode: u32,
+        (user, gid): (u32, u32),
+    ) -> Result<Qid, Errno> {
+        let (node, _) = self.child(dnode, name)?;
+        let mut st = sys::statx(node.fd.as_fd(), c"")?;
+        if give_owner(node.fd.as_fd(), &st, user, gid)? {
+            st = sys::statx(node.fd.as_fd(), c"")?;
         }
-        sys::chmod(&node.proc_path(), mode_with_perms(&st, mode))?;
-        let st = sys::statx(node.fd.as_fd(), c"")?;
+        if let Some(fixed) = mode_fix(&st, mode) {
+            sys::chmod(&node.proc_path(), fixed)?;
+            st = sys::statx(node.fd.as_fd(), c"")?;
+        }
         Ok(node.qid(&st))
     }
 

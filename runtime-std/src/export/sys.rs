@@ -329,7 +329,6 @@ pub(super) fn fsync(fd: BorrowedFd<'_>, datasync: bool) -> Result<(), Errno> {
 /// The statfs(2) fields 9P carries.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct StatFs {
-    pub(super) fs_type: i64,
     pub(super) bsize: i64,
     pub(super) blocks: u64,
     pub(super) bfree: u64,
@@ -352,7 +351,6 @@ pub(super) fn fstatfs(fd: BorrowedFd<'_>) -> Result<StatFs, Errno> {
     let fsid: [i32; 2] = unsafe { core::mem::transmute(st.f_fsid) };
     #[allow(clippy::useless_conversion)]
     Ok(StatFs {
-        fs_type: i64::from(st.f_type),
         bsize: i64::from(st.f_bsize),
         blocks: u64::from(st.f_blocks),
         bfree: u64::from(st.f_bfree),

@@ -28,7 +28,7 @@ impl LocalExport {
     /// Attach: `aname` is walked from the root, component by component,
     /// with the same rules as Twalk ("" and "/" are the root; `..` stops
     /// at the root).
-    pub(super) fn do_attach(&self, aname: &[u8]) -> Result<(Qid, Fid), Errno> {
+    pub(super) fn do_attach(&self, aname: &[u8], user: u32) -> Result<(Qid, Fid), Errno> {
         let mut node = self.root.clone();
         for name in aname.split(|&b| b == b'/') {
             if name.is_empty() || name == b"." {
@@ -40,7 +40,7 @@ impl LocalExport {
             return Err(Errno::ELOOP);
         }
         let st = sys::statx(node.fd.as_fd(), c"")?;
-        Ok((node.qid(&st), Fid::new(node, Open::None)))
+        Ok((node.qid(&st), Fid::new(node, Open::None, user)))
     }
 
     pub(super) fn do_walk(
@@ -61,7 +61,7 @@ impl LocalExport {
             }
         }
         // No names: a clone, sharing the node (and so its location).
-        Ok((qids, Some(Fid::new(node, Open::None))))
+        Ok((qids, Some(Fid::new(node, Open::None, fid.user()))))
     }
 
     /// One walk step from `cur`.

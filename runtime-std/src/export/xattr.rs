@@ -31,7 +31,11 @@ pub(super) struct XattrWriter {
 
 /// The attribute `name` of `node` (its name list when empty), and a fid
 /// that reads it.
-pub(super) fn walk(node: &std::sync::Arc<Node>, name: &[u8]) -> Result<(u64, Fid), Errno> {
+pub(super) fn walk(
+    node: &std::sync::Arc<Node>,
+    name: &[u8],
+    user: u32,
+) -> Result<(u64, Fid), Errno> {
     let cname = if name.is_empty() {
         None
     } else {
@@ -41,7 +45,7 @@ pub(super) fn walk(node: &std::sync::Arc<Node>, name: &[u8]) -> Result<(u64, Fid
     let size = value.len() as u64;
     Ok((
         size,
-        Fid::new(node.clone(), Open::XattrRead(Bytes::from(value))),
+        Fid::new(node.clone(), Open::XattrRead(Bytes::from(value)), user),
     ))
 }
 
@@ -64,7 +68,11 @@ fn fetch(node: &Node, name: Option<&std::ffi::CStr>) -> Result<Vec<u8>, Errno> {
 }
 
 /// A fid collecting the value of `msg.name` for `node`.
-pub(super) fn create(node: &std::sync::Arc<Node>, msg: &Txattrcreate) -> Result<Fid, Errno> {
+pub(super) fn create(
+    node: &std::sync::Arc<Node>,
+    msg: &Txattrcreate,
+    user: u32,
+) -> Result<Fid, Errno> {
     if msg.name.is_empty() {
         return Err(Errno::EINVAL);
     }
@@ -85,6 +93,7 @@ pub(super) fn create(node: &std::sync::Arc<Node>, msg: &Txattrcreate) -> Result<
     Ok(Fid::new(
         node.clone(),
         Open::XattrWrite(Mutex::new(Some(writer))),
+        user,
     ))
 }
 
