@@ -6,7 +6,7 @@
 # kmod, xz-utils, gcc, libc6-dev, libacl1-dev, ...), rustfmt and clippy, and
 # `cargo install --locked pjdfstest fsx` into ~/.cache/cpu-rs/cargo (only if
 # missing); the QEMU guest image is built/cached in ~/.cache/vm-harness by
-# /work/shared/vm/build-image.sh. Then it runs:
+# ../shared/vm/build-image.sh. Then it runs:
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
 #   test       cargo test --workspace
@@ -21,13 +21,14 @@
 #                     the cpu9p binary, else diod). With ours, every 9P suite
 #                     also runs against diod as the differential reference.
 #   STEPS="..."       run only these steps (names above; default all)
-#   VM_DIR            VM harness (default /work/shared/vm)
+#   VM_DIR            VM harness (default ../shared/vm beside the checkout)
 #   KEEP=1            keep work folders and logs
 # Exit status: 0 when every step passed. Logs: $LOGS (printed at the end).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO" || exit 1
-export VM_DIR=${VM_DIR:-/work/shared/vm}
+# The shared folder travels beside the checkout (../shared), in CI too.
+export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
 STEPS=${STEPS:-fmt clippy test build clients workload fstests diff}

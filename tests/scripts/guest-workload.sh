@@ -1,7 +1,7 @@
 #!/bin/bash
 # guest-workload.sh [ours|diod] [MODE...]: the Linux kernel 9p client against
 # a host 9P server. For each MODE a fresh export is served, a QEMU guest
-# (/work/shared/vm) mounts it over TCP (10.0.2.2 = host 127.0.0.1) and runs
+# (../shared/vm) mounts it over TCP (10.0.2.2 = host 127.0.0.1) and runs
 # tests/guest/workload.sh; after the guest exits the host checks the
 # guest's RESULT lines against the expected values AND the export tree
 # directly (contents, sha256, modes, times, links, inodes).

@@ -5,13 +5,13 @@
 # Environment:
 #   CPU9P        path of our server binary
 #                (default ${CARGO_TARGET_DIR:-REPO/target}/release/cpu9p)
-#   VM_DIR       the VM harness (default /work/shared/vm)
+#   VM_DIR       the VM harness (default ../shared/vm beside the checkout)
 #   TOOLS_BIN    where pjdfstest and fsx are installed
 #                (default ~/.cache/cpu-rs/cargo/bin)
 #   KEEP=1       keep the work folders (always kept on failure)
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-VM_DIR=${VM_DIR:-/work/shared/vm}
+VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 TOOLS_BIN=${TOOLS_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs/cargo/bin}
 CPU9P=${CPU9P:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p}
 export VM_OUT=${VM_OUT:-${XDG_CACHE_HOME:-$HOME/.cache}/vm-harness}
