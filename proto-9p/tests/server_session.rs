@@ -91,6 +91,13 @@ impl Pair {
     }
 }
 
+fn getattr(fid: u32) -> Tgetattr {
+    Tgetattr {
+        fid,
+        request_mask: 0,
+    }
+}
+
 fn fid_of(op: &Op<u32>) -> u32 {
     match op {
         Op::Getattr { fid, .. } | Op::Walk { fid, .. } | Op::Clunk { fid } => *fid,
@@ -149,19 +156,13 @@ fn requests_before_version_are_refused_but_session_goes_on() {
 fn fids_are_resolved_and_unknown_ones_refused() {
     let mut p = Pair::new(65536);
     p.attach(1);
-    let (_, r) = p.request(Tgetattr {
-        fid: 1,
-        request_mask: 0,
-    });
+    let (_, r) = p.request(getattr(1));
     let r = r.unwrap();
     assert_eq!(fid_of(&r.op), 101, "the backend handle of fid 1");
     p.server.complete(r.id, Err(Errno::EIO));
     assert_eq!(p.reply().1, Err(Errno::EIO));
 
-    let (_, r) = p.request(Tgetattr {
-        fid: 7,
-        request_mask: 0,
-    });
+    let (_, r) = p.request(getattr(7));
     assert!(r.is_none(), "an unknown fid never reaches the backend");
     assert_eq!(p.reply().1, Err(Errno::EBADF));
 
@@ -227,10 +228,7 @@ fn walk_creates_newfid_only_when_complete() {
     let r = r.unwrap();
     assert_eq!(fid_of(&r.op), 202);
     // Clunk removes the fid at once, before the backend answers.
-    let (_, again) = p.request(Tgetattr {
-        fid: 2,
-        request_mask: 0,
-    });
+    let (_, again) = p.request(getattr(2));
     assert!(again.is_none());
     p.server.complete(r.id, Ok(Reply::Msg(Rclunk {}.into())));
     p.pump();
@@ -245,10 +243,7 @@ fn walk_creates_newfid_only_when_complete() {
 fn rflush_follows_the_flushed_reply() {
     let mut p = Pair::new(65536);
     p.attach(1);
-    let (slow_tag, r) = p.request(Tgetattr {
-        fid: 1,
-        request_mask: 0,
-    });
+    let (slow_tag, r) = p.request(getattr(1));
     let slow = r.unwrap();
     let flush_tag = p.client.request(Tflush { oldtag: slow_tag }).unwrap();
     p.pump();
@@ -280,10 +275,7 @@ fn rflush_follows_the_flushed_reply() {
 fn late_answers_after_tversion_are_dropped() {
     let mut p = Pair::new(65536);
     p.attach(1);
-    let (_, r) = p.request(Tgetattr {
-        fid: 1,
-        request_mask: 0,
-    });
+    let (_, r) = p.request(getattr(1));
     let r = r.unwrap();
     // A new Tversion resets the session.
     let mut buf = Vec::new();
@@ -394,10 +386,7 @@ fn reads_are_clamped_to_msize_and_oversized_replies_become_eio() {
     p.server.complete(r.id, Ok(Reply::Msg(too_big.into())));
     assert_eq!(p.reply().1, Err(Errno::EIO));
     // And a reply of the wrong type is a backend bug, reported as EIO.
-    let (_, r) = p.request(Tgetattr {
-        fid: 1,
-        request_mask: 0,
-    });
+    let (_, r) = p.request(getattr(1));
     p.server
         .complete(r.unwrap().id, Ok(Reply::Msg(Rclunk {}.into())));
     assert_eq!(p.reply().1, Err(Errno::EIO));
