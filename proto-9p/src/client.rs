@@ -74,6 +74,8 @@ pub enum ClientEvent {
 pub struct ClientSession {
     /// 0 until Rversion.
     msize: u32,
+    /// The msize asked for: the bound on frames until Rversion.
+    asked: u32,
     input: BytesMut,
     output: Vec<u8>,
     held: VecDeque<(u16, Message)>,
@@ -85,8 +87,10 @@ pub struct ClientSession {
 impl ClientSession {
     /// A session that asks for `msize` (Tversion is queued at once).
     pub fn new(msize: u32) -> Self {
+        let msize = msize.max(MIN_MSIZE);
         let mut s = ClientSession {
             msize: 0,
+            asked: msize,
             input: BytesMut::new(),
             output: Vec::new(),
             held: VecDeque::new(),
@@ -95,7 +99,7 @@ impl ClientSession {
             next_tag: 0,
         };
         let v = Tversion {
-            msize: msize.max(MIN_MSIZE),
+            msize,
             version: VERSION_9P2000_L.to_vec(),
         };
         encode_frame(NOTAG, &v.into(), &mut s.output);
@@ -110,6 +114,12 @@ impl ClientSession {
     /// The largest Tread/Twrite payload (msize - IOHDRSZ), 0 before Rversion.
     pub fn iounit(&self) -> u32 {
         self.msize.saturating_sub(IOHDRSZ)
+    }
+
+    /// Bytes of memory held for input: bounded by the msize asked for,
+    /// whatever the server announces.
+    pub fn input_capacity(&self) -> usize {
+        self.input.capacity()
     }
 
     /// Requests sent and not yet answered.
@@ -169,9 +179,10 @@ impl ClientSession {
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), ClientError> {
         self.input.extend_from_slice(data);
         loop {
-            // Before Rversion the reply can be no larger than what we asked.
+            // Bounded before anything is buffered: a server cannot make us
+            // allocate more than the msize we asked for, then agreed.
             let limit = if self.msize == 0 {
-                u32::MAX
+                self.asked
             } else {
                 self.msize
             };
@@ -209,7 +220,11 @@ impl ClientSession {
         let Message::Rversion(v) = msg else {
             return Err(ClientError::Version);
         };
-        if tag != NOTAG || v.version != VERSION_9P2000_L || v.msize < MIN_MSIZE {
+        if tag != NOTAG
+            || v.version != VERSION_9P2000_L
+            || v.msize < MIN_MSIZE
+            || v.msize > self.asked
+        {
             return Err(ClientError::Version);
         }
         self.msize = v.msize;

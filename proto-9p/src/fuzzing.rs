@@ -1,6 +1,7 @@
 //! Entry points for the cargo-fuzz targets in `fuzz/`, also run over the
 //! committed seed corpus by `tests/fuzz_corpus.rs`: [`decode`] for the
-//! codec, [`server_session`] for the server session.
+//! codec, [`server_session`] for the server session, [`client_session`]
+//! for the client session.
 //!
 //! They panic when an invariant breaks: a fuzzer only finds what it can
 //! see fail, and a decoder that merely returns without crashing proves
@@ -1052,5 +1053,105 @@ impl Filesystem for ToyFs {
         check_name(name)?;
         let ino = Self::lookup(&self.nodes.borrow(), dir.ino, name)?;
         self.unlink(ino, Some(flags & unlink_flags::REMOVEDIR != 0))
+    }
+}
+
+// ---------------------------------------------------------------------
+// The client session, fed arbitrary server bytes
+// ---------------------------------------------------------------------
+
+/// Builds a [`client_session`] input: `requests` made before anything
+/// arrives, the msize asked for (an index), then the server's bytes in
+/// pieces of at most 255 bytes.
+pub fn client_input(requests: u8, msize_index: u8, server: &[u8]) -> Vec<u8> {
+    let mut out = vec![requests, msize_index];
+    for piece in server.chunks(255) {
+        out.push(piece.len() as u8);
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+/// Drives a client session with arbitrary server bytes, making requests
+/// before and after Rversion. Invariants: no panic; Ready comes once,
+/// with an msize no larger than asked and no smaller than the minimum;
+/// every answer carries a tag in flight, each answered once; input memory
+/// stays bounded by the msize asked for; the session's
+/// count of requests in flight matches; everything it sends decodes as a
+/// T-message, within the negotiated msize once there is one.
+pub fn client_session(data: &[u8]) {
+    let [requests, msize_index, rest @ ..] = data else {
+        return;
+    };
+    let asked = [MIN_MSIZE, 8192, 65536, 1 << 20][usize::from(*msize_index) % 4];
+    let mut c = crate::client::ClientSession::new(asked);
+    let mut in_flight: Vec<u16> = Vec::new();
+    let mut ready = false;
+    let mut fid = 0u32;
+    let mut request = |c: &mut crate::client::ClientSession, in_flight: &mut Vec<u16>| {
+        fid += 1;
+        let tag = c
+            .request(Twalk {
+                fid: 0,
+                newfid: fid,
+                wnames: vec![b"a".to_vec()],
+            })
+            .expect("a small request is always accepted");
+        assert!(!in_flight.contains(&tag), "tag {tag} handed out twice");
+        in_flight.push(tag);
+    };
+    for _ in 0..*requests % 8 {
+        request(&mut c, &mut in_flight);
+    }
+    let mut rest = rest;
+    while let [len, tail @ ..] = rest {
+        let n = usize::from(*len).min(tail.len());
+        let (piece, after) = tail.split_at(n);
+        rest = after;
+        let result = c.handle_input(piece);
+        while let Some(ev) = c.poll_event() {
+            match ev {
+                crate::client::ClientEvent::Ready { msize } => {
+                    assert!(!ready, "Ready twice");
+                    assert!((MIN_MSIZE..=asked.max(MIN_MSIZE)).contains(&msize));
+                    ready = true;
+                }
+                crate::client::ClientEvent::Reply { tag, .. } => {
+                    assert!(ready, "an answer before Rversion");
+                    let i = in_flight
+                        .iter()
+                        .position(|t| *t == tag)
+                        .expect("an answer to a tag in flight");
+                    in_flight.swap_remove(i);
+                }
+            }
+        }
+        assert_eq!(c.in_flight(), in_flight.len());
+        // A size field alone must not buy the server our memory.
+        assert!(c.input_capacity() <= 4 * asked as usize + (64 << 10));
+        check_client_output(&mut c, ready);
+        if result.is_err() {
+            return;
+        }
+        if ready && in_flight.len() < 64 {
+            request(&mut c, &mut in_flight);
+        }
+    }
+}
+
+/// Everything a client sends decodes as a T-message that fits in msize.
+fn check_client_output(c: &mut crate::client::ClientSession, ready: bool) {
+    let mut out = Vec::new();
+    c.poll_transmit(&mut out);
+    let mut bytes = Bytes::from(out);
+    while !bytes.is_empty() {
+        let len = frame_len(&bytes, u32::MAX)
+            .expect("our frames have sane sizes")
+            .expect("our frames are whole");
+        let fcall = decode_frame(bytes.split_to(len)).expect("our frames decode");
+        assert!(fcall.msg.is_request());
+        if ready && !matches!(fcall.msg, Message::Tversion(_)) {
+            assert!(len <= c.msize() as usize);
+        }
     }
 }

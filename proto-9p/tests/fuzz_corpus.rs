@@ -16,7 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use proto_9p::consts::{NOFID, VERSION_9P2000_L};
+use proto_9p::consts::{NOFID, NOTAG, VERSION_9P2000_L};
 use proto_9p::messages::*;
 use proto_9p::{encode_frame, fuzzing, Dirent, Message, Qid};
 
@@ -55,6 +55,54 @@ fn replay_p9_decode() {
 #[test]
 fn replay_p9_server_session() {
     replay("p9_server_session", fuzzing::server_session);
+}
+
+#[test]
+fn replay_p9_client_session() {
+    replay("p9_client_session", fuzzing::client_session);
+}
+
+/// Server byte streams for the client session: a normal exchange, a
+/// refused version, an error answer, a reply to an unknown tag.
+fn client_streams() -> Vec<(&'static str, Vec<u8>)> {
+    let rversion = |msize| {
+        frame(
+            NOTAG,
+            Rversion {
+                msize,
+                version: VERSION_9P2000_L.to_vec(),
+            },
+        )
+    };
+    let walked = |tag| {
+        frame(
+            tag,
+            Rwalk {
+                wqids: vec![qid(0, 7)],
+            },
+        )
+    };
+    let mut normal = rversion(8192);
+    normal.extend(walked(0));
+    normal.extend(frame(1, Rlerror { ecode: 2 }));
+    normal.extend(walked(2));
+    normal.extend(walked(3));
+    let mut refused = frame(
+        NOTAG,
+        Rversion {
+            msize: 8192,
+            version: b"unknown".to_vec(),
+        },
+    );
+    refused.extend(walked(0));
+    let mut stray = rversion(65536);
+    stray.extend(walked(40));
+    vec![
+        ("normal", fuzzing::client_input(3, 1, &normal)),
+        ("refused-version", fuzzing::client_input(1, 0, &refused)),
+        ("stray-tag", fuzzing::client_input(0, 2, &stray)),
+        ("big-msize", fuzzing::client_input(2, 3, &rversion(1 << 20))),
+    ]
 }
 
 fn frame(tag: u16, msg: impl Into<Message>) -> Vec<u8> {
@@ -681,6 +729,12 @@ fn generate_seed_corpus() {
     }
     for (name, data) in realistic() {
         assert!(data.len() < 4096, "{name} is too big for a seed");
+        fs::write(dir.join(name), data).unwrap();
+    }
+    let dir = fuzz_dir("corpus", "p9_client_session");
+    fs::create_dir_all(&dir).unwrap();
+    for (name, data) in client_streams() {
+        fuzzing::client_session(&data);
         fs::write(dir.join(name), data).unwrap();
     }
     let dir = fuzz_dir("corpus", "p9_server_session");
