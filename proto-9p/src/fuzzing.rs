@@ -276,7 +276,7 @@ impl<'a> Harness<'a> {
         let data = &self.stream[self.fed..end];
         // Both ways of feeding input, chosen by the piece size.
         let result = if want % 2 == 1 {
-            let mut buf = self.session.take_input_buffer();
+            let (mut buf, _) = self.session.take_input_buffer();
             buf.extend_from_slice(data);
             self.session.handle_input_buffer(buf)
         } else {
@@ -584,7 +584,7 @@ fn check_chunking(control: &[u8], stream: &[u8]) {
         while fed < stream.len() && result.is_ok() {
             let n = pieces(fed).clamp(1, stream.len() - fed);
             result = if n % 2 == 1 {
-                let mut buf = s.take_input_buffer();
+                let (mut buf, _) = s.take_input_buffer();
                 buf.extend_from_slice(&stream[fed..fed + n]);
                 s.handle_input_buffer(buf)
             } else {

@@ -128,8 +128,13 @@ where
 /// Writes every chunk with as few system calls as possible.
 fn write_chunks<W: Write>(w: &mut W, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
     while !chunks.is_empty() {
-        let slices: Vec<IoSlice<'_>> = chunks.iter().take(64).map(|c| IoSlice::new(c)).collect();
-        let mut n = match w.write_vectored(&slices) {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let mut used = 0;
+        for (slot, chunk) in slices.iter_mut().zip(chunks.iter()) {
+            *slot = IoSlice::new(chunk);
+            used += 1;
+        }
+        let mut n = match w.write_vectored(&slices[..used]) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -196,9 +201,10 @@ where
     loop {
         // Read straight into the session's buffer: a Twrite payload is
         // then handed to the backend without a copy.
-        let mut buf = shared.state().session.take_input_buffer();
+        let (mut buf, want) = shared.state().session.take_input_buffer();
         let have = buf.len();
-        buf.resize(buf.capacity(), 0);
+        // Zeroing only what this read may fill keeps small requests cheap.
+        buf.resize(have + want, 0);
         let n = loop {
             match reader.read(&mut buf[have..]) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -182,17 +182,18 @@ impl<F: Clone> ServerSession<F> {
     /// Takes the input buffer out of the session, so the transport can
     /// read into it in place (without holding the session) instead of
     /// copying through [`Self::handle_input`]. It holds the part of a
-    /// frame received so far, and has spare capacity for at least the rest
-    /// of that frame (bounded by msize) or `READ_AHEAD` bytes. Append what
-    /// is read and give it back with [`Self::handle_input_buffer`].
-    pub fn take_input_buffer(&mut self) -> BytesMut {
+    /// frame received so far; the number returned is how much to read: the
+    /// rest of that frame (bounded by msize) or `READ_AHEAD` bytes, for
+    /// which there is spare capacity. Append what is read and give it back
+    /// with [`Self::handle_input_buffer`].
+    pub fn take_input_buffer(&mut self) -> (BytesMut, usize) {
         let have = self.input.len();
         let want = match frame_len(&self.input, self.limit()) {
             Ok(Some(len)) if len > have => (len - have).max(READ_AHEAD),
             _ => READ_AHEAD,
         };
         self.input.reserve(want);
-        core::mem::take(&mut self.input)
+        (core::mem::take(&mut self.input), want)
     }
 
     /// Gives back the buffer of [`Self::take_input_buffer`], with the new
