@@ -4,6 +4,26 @@
 //! machines in the style of quinn-proto: transport (RFC 4253) with strict
 //! kex, user authentication (RFC 4252) and the connection protocol
 //! (RFC 4254). It does no I/O: the caller feeds bytes, time and randomness in
-//! and polls bytes and events out. The work is tracked by the SSH-core issue;
-//! until then the crate is empty on purpose.
+//! and polls bytes and events out. The work is tracked by the SSH-core issue.
+//!
+//! What exists so far is the transport's byte level:
+//! - [`version`]: the identification exchange (RFC 4253 §4.2);
+//! - [`cipher`]: the packet ciphers, `chacha20-poly1305@openssh.com`,
+//!   `aes256-gcm@openssh.com`, `aes128-gcm@openssh.com` and `none`;
+//! - [`packet`]: the binary packet protocol (RFC 4253 §6) over those
+//!   ciphers, with sequence numbers and the length checks done before
+//!   anything is buffered or decrypted.
+//!
+//! Still to come: message encoding, key exchange (`mlkem768x25519-sha256`,
+//! `curve25519-sha256`, strict kex, ext-info), rekeying, user
+//! authentication, channels, and the connection state machine tying them
+//! together.
 #![no_std]
+
+extern crate alloc;
+
+pub mod cipher;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
+pub mod packet;
+pub mod version;
