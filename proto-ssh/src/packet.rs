@@ -329,3 +329,47 @@ impl Opener {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Zeros for padding: enough to test framing.
+    struct Zeros;
+
+    impl RngCore for Zeros {
+        fn next_u32(&mut self) -> u32 {
+            0
+        }
+        fn next_u64(&mut self) -> u64 {
+            0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            dest.fill(0);
+            Ok(())
+        }
+    }
+
+    impl CryptoRng for Zeros {}
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut sealer = Sealer::new(PacketCipher::None);
+        let mut opener = Opener::new(PacketCipher::None);
+        sealer.seq = u32::MAX;
+        opener.seq = u32::MAX;
+        let mut wire = Vec::new();
+        assert_eq!(sealer.seal(b"a", &mut Zeros, &mut wire), Ok(u32::MAX));
+        assert_eq!(sealer.seal(b"b", &mut Zeros, &mut wire), Ok(0));
+        let first = opener.feed(&wire).unwrap();
+        assert_eq!(first.packet.unwrap().seq, u32::MAX);
+        let second = opener.feed(&wire[first.consumed..]).unwrap();
+        assert_eq!(second.packet.unwrap().seq, 0);
+        assert_eq!(opener.seq(), 1);
+    }
+}
