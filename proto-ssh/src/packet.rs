@@ -25,6 +25,9 @@ pub const PACKET_MAX_SIZE: u32 = 256 * 1024;
 pub const PACKET_MIN_SIZE: u32 = 5;
 /// RFC 4253 §6: at least four bytes of random padding.
 pub const MIN_PADDING: usize = 4;
+/// The buffer first reserved for an incoming packet; it grows as the
+/// packet's bytes arrive.
+const INITIAL_BUFFER: usize = 4096;
 
 /// The packet stream can no longer be read or written; the connection
 /// must end (with a DISCONNECT where the peer can still read one).
@@ -173,7 +176,11 @@ impl Sealer {
         rng.fill_bytes(&mut out[pad_start..pad_start + padding]);
         let (packet, tag) = out[start..].split_at_mut(4 + length);
         let seq = self.seq;
-        self.cipher.seal(seq, packet, tag)?;
+        if let Err(e) = self.cipher.seal(seq, packet, tag) {
+            // Leave no half-made packet in the caller's buffer.
+            out.truncate(start);
+            return Err(e.into());
+        }
         self.seq = seq.wrapping_add(1);
         Ok(seq)
     }
@@ -231,7 +238,8 @@ impl Opener {
     }
 
     /// Installs the cipher of a new key exchange, for the next packet on.
-    /// Call it between packets: [`feed`](Self::feed) stops after each one.
+    /// Call it between packets (when [`buffered`](Self::buffered) is 0):
+    /// [`feed`](Self::feed) stops after each one, and NEWKEYS ends one.
     pub fn set_cipher(&mut self, cipher: PacketCipher) {
         self.cipher = cipher;
     }
@@ -286,9 +294,11 @@ impl Opener {
             let header = *buf;
             let length = self.cipher.packet_length(self.seq, header);
             check_length(&self.cipher, length)?;
-            // Only now, with the length bounded, is the packet buffered.
+            // Only now, with the length bounded, is the packet buffered;
+            // memory grows with the bytes that come, so that 4 bytes from
+            // the peer cannot reserve a whole maximal packet.
             let total = 4 + length as usize + self.cipher.tag_len();
-            let mut body = Vec::with_capacity(total);
+            let mut body = Vec::with_capacity(total.min(INITIAL_BUFFER));
             body.extend_from_slice(&header);
             self.state = State::Body { length, buf: body };
         }
@@ -299,6 +309,12 @@ impl Opener {
         let total = 4 + length as usize + self.cipher.tag_len();
         let rest = &input[consumed..];
         let n = (total - buf.len()).min(rest.len());
+        if buf.capacity() < buf.len() + n {
+            // Doubling, but never beyond the packet: the buffer ends at
+            // most `total` bytes long, not twice that.
+            let want = (buf.capacity() * 2).max(buf.len() + n).min(total);
+            buf.reserve_exact(want - buf.len());
+        }
         buf.extend_from_slice(&rest[..n]);
         consumed += n;
         if buf.len() < total {
@@ -371,5 +387,31 @@ mod tests {
         let second = opener.feed(&wire[first.consumed..]).unwrap();
         assert_eq!(second.packet.unwrap().seq, 0);
         assert_eq!(opener.seq(), 1);
+    }
+
+    fn capacity(opener: &Opener) -> usize {
+        match &opener.state {
+            State::Body { buf, .. } => buf.capacity(),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn buffer_grows_with_the_bytes_not_the_claim() {
+        let mut sealer = Sealer::new(PacketCipher::None);
+        let mut wire = Vec::new();
+        let payload = alloc::vec![7u8; PACKET_MAX_SIZE as usize - 16];
+        sealer.seal(&payload, &mut Zeros, &mut wire).unwrap();
+        let mut opener = Opener::new(PacketCipher::None);
+        // A maximal length claimed: only the first few KiB are reserved.
+        assert_eq!(opener.feed(&wire[..8]).unwrap().consumed, 8);
+        assert!(capacity(&opener) <= INITIAL_BUFFER);
+        let mut at = 8;
+        for piece in [100, 5000, 70_000, 1] {
+            at += opener.feed(&wire[at..at + piece]).unwrap().consumed;
+            assert!(capacity(&opener) <= wire.len());
+        }
+        let fed = opener.feed(&wire[at..]).unwrap();
+        assert_eq!(fed.packet.unwrap().payload, payload);
     }
 }
