@@ -273,15 +273,7 @@ impl<'a> Harness<'a> {
         let end = frame_end
             .min(self.stream.len())
             .min(self.fed.saturating_add(want));
-        let data = &self.stream[self.fed..end];
-        // Both ways of feeding input, chosen by the piece size.
-        let result = if want % 2 == 1 {
-            let (mut buf, _) = self.session.take_input_buffer();
-            buf.extend_from_slice(data);
-            self.session.handle_input_buffer(buf)
-        } else {
-            self.session.handle_input(data)
-        };
+        let result = self.session.handle_input(&self.stream[self.fed..end]);
         self.fed = end;
 
         // The session must refuse exactly the sizes outside 7..=limit,
@@ -583,13 +575,7 @@ fn check_chunking(control: &[u8], stream: &[u8]) {
         let mut result = Ok(());
         while fed < stream.len() && result.is_ok() {
             let n = pieces(fed).clamp(1, stream.len() - fed);
-            result = if n % 2 == 1 {
-                let (mut buf, _) = s.take_input_buffer();
-                buf.extend_from_slice(&stream[fed..fed + n]);
-                s.handle_input_buffer(buf)
-            } else {
-                s.handle_input(&stream[fed..fed + n])
-            };
+            result = s.handle_input(&stream[fed..fed + n]);
             fed += n;
             s.poll_transmit(&mut out);
             while s.poll_event().is_some() {}

@@ -198,31 +198,24 @@ where
     R: Read,
     W: Write + Send + 'static,
 {
+    // One copy from here into the session, which then hands Twrite
+    // payloads to the backend as slices of its buffer. (Reading into the
+    // session's buffer instead would need it zeroed first, which costs
+    // as much as the copy.)
+    let mut buf = vec![0u8; 256 << 10];
     loop {
-        // Read straight into the session's buffer: a Twrite payload is
-        // then handed to the backend without a copy.
-        let (mut buf, want) = shared.state().session.take_input_buffer();
-        let have = buf.len();
-        // Zeroing only what this read may fill keeps small requests cheap.
-        buf.resize(have + want, 0);
-        let n = loop {
-            match reader.read(&mut buf[have..]) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => break r,
-            }
-        };
-        let n = match n {
+        let n = match reader.read(&mut buf) {
             Ok(0) => return Ok(()),
             Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        buf.truncate(have + n);
         let mut st = shared.state();
         if st.closed {
             return Ok(());
         }
         st.session
-            .handle_input_buffer(buf)
+            .handle_input(&buf[..n])
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
         let new_jobs = queue_requests(&mut st);
         let spawn = st.jobs.len() > st.idle_workers && st.workers < shared.config.max_workers;

@@ -24,9 +24,6 @@ use crate::Errno;
 /// output buffer; smaller ones are cheaper to copy than to queue apart.
 const ZERO_COPY_MIN: usize = 16 << 10;
 
-/// The least room `take_input_buffer` leaves, so small requests arrive in batches.
-const READ_AHEAD: usize = 16 << 10;
-
 /// Limits of a server session.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerConfig {
@@ -176,38 +173,6 @@ impl<F: Clone> ServerSession<F> {
     /// malformed messages included, is answered with Rlerror.
     pub fn handle_input(&mut self, data: &[u8]) -> Result<(), FramingError> {
         self.input.extend_from_slice(data);
-        self.process_input()
-    }
-
-    /// Takes the input buffer out of the session, so the transport can
-    /// read into it in place (without holding the session) instead of
-    /// copying through [`Self::handle_input`]. It holds the part of a
-    /// frame received so far; the number returned is how much to read: the
-    /// rest of that frame (bounded by msize) or `READ_AHEAD` bytes, for
-    /// which there is spare capacity. Append what is read and give it back
-    /// with [`Self::handle_input_buffer`].
-    pub fn take_input_buffer(&mut self) -> (BytesMut, usize) {
-        let have = self.input.len();
-        let want = match frame_len(&self.input, self.limit()) {
-            Ok(Some(len)) if len > have => (len - have).max(READ_AHEAD),
-            _ => READ_AHEAD,
-        };
-        self.input.reserve(want);
-        (core::mem::take(&mut self.input), want)
-    }
-
-    /// Gives back the buffer of [`Self::take_input_buffer`], with the new
-    /// bytes appended. An error means the connection must end, as for
-    /// `handle_input`.
-    pub fn handle_input_buffer(&mut self, buf: BytesMut) -> Result<(), FramingError> {
-        if self.input.is_empty() {
-            self.input = buf;
-        } else {
-            // Misuse (input fed meanwhile): keep the order, at a copy.
-            let mut joined = buf;
-            joined.extend_from_slice(&self.input);
-            self.input = joined;
-        }
         self.process_input()
     }
 
