@@ -10,38 +10,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
-use std::path::{Path, PathBuf};
 
 use proto_ssh::cipher::{PacketCipher, TAG_LEN};
 use proto_ssh::fuzzing::{self, chacha, TestRng};
 use proto_ssh::packet::{Sealer, PACKET_MAX_SIZE};
 
-fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz")
-        .join(kind)
-        .join(target)
-}
-
-/// Runs `f` on every file of the target's corpus and regressions; the
-/// corpus must not be empty, or the test would pass by checking nothing.
-fn replay(target: &str, f: fn(&[u8])) {
-    let mut seen = 0;
-    for kind in ["corpus", "regressions"] {
-        let Ok(dir) = fs::read_dir(fuzz_dir(kind, target)) else {
-            continue;
-        };
-        let mut paths: Vec<PathBuf> = dir.map(|e| e.unwrap().path()).collect();
-        paths.sort();
-        for path in paths {
-            let data = fs::read(&path).unwrap();
-            eprintln!("{}", path.display());
-            f(&data);
-            seen += 1;
-        }
-    }
-    assert!(seen > 0, "no seeds for {target}");
-}
+include!("../../fuzz/replay.rs");
 
 #[test]
 fn replay_ssh_packet() {
