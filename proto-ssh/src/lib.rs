@@ -22,8 +22,13 @@
 
 extern crate alloc;
 
+pub mod auth;
+pub mod channel;
 pub mod cipher;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod msg;
 pub mod packet;
+pub mod sig;
 pub mod version;
+pub mod wire;

@@ -1,0 +1,1 @@
+//! Public-key signatures: host keys and user keys.
