@@ -27,6 +27,7 @@ pub mod channel;
 pub mod cipher;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
+pub mod kex;
 pub mod msg;
 pub mod packet;
 pub mod sig;

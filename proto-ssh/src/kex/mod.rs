@@ -1,0 +1,3 @@
+//! Key exchange: algorithm negotiation (KEXINIT) and the exchange methods.
+
+pub mod negotiate;
