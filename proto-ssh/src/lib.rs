@@ -31,5 +31,6 @@ pub mod kex;
 pub mod msg;
 pub mod packet;
 pub mod sig;
+pub mod transport;
 pub mod version;
 pub mod wire;

@@ -32,6 +32,16 @@ pub enum Role {
     Server,
 }
 
+impl Role {
+    /// The other side's role.
+    pub fn peer(self) -> Self {
+        match self {
+            Self::Client => Self::Server,
+            Self::Server => Self::Client,
+        }
+    }
+}
+
 /// Why the peer's identification was refused. All of them end the
 /// connection before any packet is exchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

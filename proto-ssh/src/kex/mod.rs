@@ -1,3 +1,7 @@
-//! Key exchange: algorithm negotiation (KEXINIT) and the exchange methods.
+//! Key exchange: algorithm negotiation (KEXINIT), the exchange methods'
+//! arithmetic, and the exchange hash with the keys derived from it. The
+//! message flow that uses them is in [`crate::transport`].
 
+pub mod keys;
+pub mod method;
 pub mod negotiate;

@@ -25,7 +25,11 @@ pub enum KexAlg {
 
 impl KexAlg {
     /// Every method, best first.
-    pub const ALL: &'static [KexAlg] = &[Self::MlKem768X25519, Self::Curve25519, Self::Curve25519Libssh];
+    pub const ALL: &'static [KexAlg] = &[
+        Self::MlKem768X25519,
+        Self::Curve25519,
+        Self::Curve25519Libssh,
+    ];
     /// The post-quantum hybrids only.
     pub const PQ_ONLY: &'static [KexAlg] = &[Self::MlKem768X25519];
 
@@ -56,7 +60,8 @@ pub enum CipherAlg {
 
 impl CipherAlg {
     /// Every cipher, best first.
-    pub const ALL: &'static [CipherAlg] = &[Self::ChaCha20Poly1305, Self::Aes256Gcm, Self::Aes128Gcm];
+    pub const ALL: &'static [CipherAlg] =
+        &[Self::ChaCha20Poly1305, Self::Aes256Gcm, Self::Aes128Gcm];
 
     /// The SSH name.
     pub fn name(self) -> &'static str {
@@ -105,7 +110,11 @@ pub struct Preferences {
 impl Preferences {
     /// Everything we implement, in our order.
     pub fn all(host_key: Vec<SigAlg>) -> Self {
-        Self { kex: KexAlg::ALL.to_vec(), host_key, ciphers: CipherAlg::ALL.to_vec() }
+        Self {
+            kex: KexAlg::ALL.to_vec(),
+            host_key,
+            ciphers: CipherAlg::ALL.to_vec(),
+        }
     }
 }
 
@@ -113,7 +122,10 @@ impl Preferences {
 /// MAC is not negotiated (OpenSSH `kex_choose_conf`, Go `aeadCiphers`), so
 /// none of these is ever used; they are listed because some peers refuse
 /// an empty MAC list.
-const MACS: &[&str] = &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"];
+const MACS: &[&str] = &[
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+];
 
 const STRICT_CLIENT: &str = "kex-strict-c-v00@openssh.com";
 const STRICT_SERVER: &str = "kex-strict-s-v00@openssh.com";
@@ -187,7 +199,14 @@ impl<'a> KexInit<'a> {
         let _reserved = r.u32()?;
         // RFC 4253 leaves no room for more; trailing bytes are refused.
         r.finish()?;
-        Ok(Self { kex, host_key, cipher_c2s, cipher_s2c, compression, first_kex_follows })
+        Ok(Self {
+            kex,
+            host_key,
+            cipher_c2s,
+            cipher_s2c,
+            compression,
+            first_kex_follows,
+        })
     }
 
     /// Whether the peer (in `peer_role`) offers strict kex.
@@ -253,29 +272,47 @@ impl fmt::Display for NoCommon {
 fn choose<'n>(role: Role, ours: &[&'n str], peer: &NameList<'_>) -> Option<&'n str> {
     match role {
         Role::Client => ours.iter().copied().find(|n| peer.contains(n)),
-        Role::Server => peer.iter().find_map(|p| ours.iter().copied().find(|n| *n == p)),
+        Role::Server => peer
+            .iter()
+            .find_map(|p| ours.iter().copied().find(|n| *n == p)),
     }
 }
 
 /// Agrees on algorithms between our preferences (we are `role`) and the
 /// peer's KEXINIT.
-pub fn negotiate(role: Role, ours: &Preferences, peer: &KexInit<'_>) -> Result<Negotiated, NoCommon> {
+pub fn negotiate(
+    role: Role,
+    ours: &Preferences,
+    peer: &KexInit<'_>,
+) -> Result<Negotiated, NoCommon> {
     let kex_names: Vec<&str> = ours.kex.iter().map(|k| k.name()).collect();
-    let kex = choose(role, &kex_names, &peer.kex).and_then(KexAlg::from_name).ok_or(NoCommon::Kex)?;
+    let kex = choose(role, &kex_names, &peer.kex)
+        .and_then(KexAlg::from_name)
+        .ok_or(NoCommon::Kex)?;
     let hk_names: Vec<&str> = ours.host_key.iter().map(|k| k.name()).collect();
-    let host_key =
-        choose(role, &hk_names, &peer.host_key).and_then(SigAlg::from_name).ok_or(NoCommon::HostKey)?;
+    let host_key = choose(role, &hk_names, &peer.host_key)
+        .and_then(SigAlg::from_name)
+        .ok_or(NoCommon::HostKey)?;
     let c_names: Vec<&str> = ours.ciphers.iter().map(|c| c.name()).collect();
-    let cipher_c2s =
-        choose(role, &c_names, &peer.cipher_c2s).and_then(CipherAlg::from_name).ok_or(NoCommon::Cipher)?;
-    let cipher_s2c =
-        choose(role, &c_names, &peer.cipher_s2c).and_then(CipherAlg::from_name).ok_or(NoCommon::Cipher)?;
+    let cipher_c2s = choose(role, &c_names, &peer.cipher_c2s)
+        .and_then(CipherAlg::from_name)
+        .ok_or(NoCommon::Cipher)?;
+    let cipher_s2c = choose(role, &c_names, &peer.cipher_s2c)
+        .and_then(CipherAlg::from_name)
+        .ok_or(NoCommon::Cipher)?;
     if !peer.compression.iter().all(|c| c.contains("none")) {
         return Err(NoCommon::Compression);
     }
     // The guess is right only if the peer's first kex and host key
     // algorithms are the ones agreed.
     let ignore_guess = peer.first_kex_follows
-        && (peer.kex.iter().next() != Some(kex.name()) || peer.host_key.iter().next() != Some(host_key.name()));
-    Ok(Negotiated { kex, host_key, cipher_c2s, cipher_s2c, ignore_guess })
+        && (peer.kex.iter().next() != Some(kex.name())
+            || peer.host_key.iter().next() != Some(host_key.name()));
+    Ok(Negotiated {
+        kex,
+        host_key,
+        cipher_c2s,
+        cipher_s2c,
+        ignore_guess,
+    })
 }
