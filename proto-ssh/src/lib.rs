@@ -25,6 +25,7 @@ extern crate alloc;
 pub mod auth;
 pub mod channel;
 pub mod cipher;
+pub mod connection;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod kex;

@@ -2,3 +2,5 @@
 pub mod export;
 pub mod p9client;
 pub mod p9server;
+pub mod pty;
+pub mod ssh;

@@ -1,0 +1,92 @@
+//! Pseudo-terminals for sessions that asked for one (pty-req): open a
+//! pair, start a command with the slave as its controlling terminal, and
+//! resize it on window-change.
+//!
+//! One of the two modules of the crate allowed `unsafe`: `pre_exec` and
+//! the TIOCSCTTY / TIOCSWINSZ ioctls have no safe wrapper in std or nix.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+/// A terminal size, as pty-req and window-change carry it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WinSize {
+    /// Columns.
+    pub cols: u16,
+    /// Rows.
+    pub rows: u16,
+    /// Width in pixels.
+    pub width_px: u16,
+    /// Height in pixels.
+    pub height_px: u16,
+}
+
+impl WinSize {
+    /// From the u32 fields of the SSH requests, clamped to the kernel's u16.
+    pub fn from_ssh(cols: u32, rows: u32, width_px: u32, height_px: u32) -> Self {
+        let c = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+        Self {
+            cols: c(cols),
+            rows: c(rows),
+            width_px: c(width_px),
+            height_px: c(height_px),
+        }
+    }
+
+    fn to_libc(self) -> libc::winsize {
+        libc::winsize {
+            ws_row: self.rows,
+            ws_col: self.cols,
+            ws_xpixel: self.width_px,
+            ws_ypixel: self.height_px,
+        }
+    }
+}
+
+/// Starts `cmd` in a new session whose controlling terminal is a new
+/// pty of `size`; returns the child and the master side.
+pub fn spawn(cmd: &mut Command, size: WinSize) -> io::Result<(Child, File)> {
+    let ws = nix::pty::Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: size.width_px,
+        ws_ypixel: size.height_px,
+    };
+    let pair = nix::pty::openpty(Some(&ws), None).map_err(io::Error::from)?;
+    let slave: OwnedFd = pair.slave;
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
+    // SAFETY: the closure runs in the child between fork and exec and
+    // calls only async-signal-safe functions (setsid, ioctl) on the
+    // child's own descriptor 0, which is the pty slave set above.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    Ok((child, File::from(pair.master)))
+}
+
+/// Resizes the terminal whose master is `master`.
+pub fn resize(master: &File, size: WinSize) -> io::Result<()> {
+    let ws = size.to_libc();
+    // SAFETY: `master` is an open descriptor for the call's duration and
+    // TIOCSWINSZ reads exactly one `winsize` from the valid pointer.
+    let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}

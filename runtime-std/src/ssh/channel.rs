@@ -1,0 +1,368 @@
+//! Blocking handles on one channel: reads of its data and stderr, writes
+//! that wait for the peer's window, requests, and the exit status.
+
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use proto_ssh::channel::{ChannelId, ChannelRequest};
+
+use super::state::{io_err, ChanState};
+use super::SshConnection;
+
+/// How a remote command ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// `exit-status`.
+    Code(u32),
+    /// `exit-signal`.
+    Signal {
+        /// The signal name without "SIG", e.g. `TERM`.
+        name: String,
+        /// Whether it dumped core.
+        core_dumped: bool,
+        /// The peer's message.
+        message: String,
+    },
+}
+
+impl ExitStatus {
+    /// The status as a process exit code: the code itself (0–255), or
+    /// 128 plus the signal number, as shells report it.
+    pub fn code(&self) -> i32 {
+        match self {
+            Self::Code(c) => (*c & 0xff) as i32,
+            Self::Signal { name, .. } => 128 + signal_number(name),
+        }
+    }
+}
+
+/// The Linux number of an SSH signal name (RFC 4254 §6.10), 0 when
+/// unknown.
+pub fn signal_number(name: &str) -> i32 {
+    match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ILL" => 4,
+        "ABRT" => 6,
+        "FPE" => 8,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        _ => 0,
+    }
+}
+
+/// The SSH name of a Linux signal number (RFC 4254 §6.10), if it has one.
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1 => "HUP",
+        2 => "INT",
+        3 => "QUIT",
+        4 => "ILL",
+        6 => "ABRT",
+        8 => "FPE",
+        9 => "KILL",
+        10 => "USR1",
+        11 => "SEGV",
+        12 => "USR2",
+        13 => "PIPE",
+        14 => "ALRM",
+        15 => "TERM",
+        _ => return None,
+    })
+}
+
+/// Closes the channel when the last handle goes.
+struct Guard {
+    id: ChannelId,
+    conn: SshConnection,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut st = self.conn.lock();
+        let closed = match st.chan(self.id) {
+            Some(c) => {
+                c.released = true;
+                c.closed
+            }
+            None => return,
+        };
+        if closed {
+            st.remove_channel(self.id);
+        } else if let Ok(ch) = st.conn.channels() {
+            let _ = ch.close(self.id);
+        }
+        self.conn.flush(&mut st);
+    }
+}
+
+/// One channel; clones share it, and it is closed when the last one
+/// goes.
+#[derive(Clone)]
+pub struct Channel {
+    id: ChannelId,
+    conn: SshConnection,
+    _guard: Arc<Guard>,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("id", &self.id).finish()
+    }
+}
+
+/// Which received stream to read.
+#[derive(Clone, Copy)]
+enum Stream {
+    Data,
+    Stderr,
+}
+
+impl Channel {
+    pub(crate) fn new(id: ChannelId, conn: SshConnection) -> Self {
+        Self {
+            id,
+            _guard: Arc::new(Guard {
+                id,
+                conn: conn.clone(),
+            }),
+            conn,
+        }
+    }
+
+    /// Our id of the channel.
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+
+    fn read_stream(&self, stream: Stream, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.conn.lock();
+        loop {
+            let Some(c) = st.chan(self.id) else {
+                return Ok(0);
+            };
+            let q = match stream {
+                Stream::Data => &mut c.data,
+                Stream::Stderr => &mut c.ext,
+            };
+            if !q.is_empty() {
+                let n = q.len().min(buf.len());
+                for (d, s) in buf.iter_mut().zip(q.drain(..n)) {
+                    *d = s;
+                }
+                if !c.closed {
+                    if let Ok(ch) = st.conn.channels() {
+                        ch.consumed(self.id, n).map_err(io_err)?;
+                    }
+                }
+                self.conn.flush(&mut st);
+                return Ok(n);
+            }
+            if c.eof || c.closed {
+                return Ok(0);
+            }
+            st = self.conn.wait(st);
+        }
+    }
+
+    /// Reads channel data; 0 at EOF.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_stream(Stream::Data, buf)
+    }
+
+    /// Reads extended data of type 1 (stderr); 0 at EOF.
+    pub fn read_stderr(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_stream(Stream::Stderr, buf)
+    }
+
+    fn write_stream(&self, stream: Stream, data: &[u8]) -> io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let mut st = self.conn.lock();
+        loop {
+            if st.chan(self.id).is_none_or(|c| c.closed) {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
+            }
+            let n = match stream {
+                Stream::Data => st.conn.send_data(self.id, data),
+                Stream::Stderr => st.conn.send_extended_data(self.id, 1, data),
+            }
+            .map_err(io_err)?;
+            self.conn.flush(&mut st);
+            if n > 0 {
+                return Ok(n);
+            }
+            if let Some(e) = st.closed_error() {
+                return Err(e);
+            }
+            st = self.conn.wait(st);
+        }
+    }
+
+    /// Writes channel data, waiting for window; returns the bytes sent.
+    pub fn write(&self, data: &[u8]) -> io::Result<usize> {
+        self.write_stream(Stream::Data, data)
+    }
+
+    /// Writes extended data of type 1 (stderr).
+    pub fn write_stderr(&self, data: &[u8]) -> io::Result<usize> {
+        self.write_stream(Stream::Stderr, data)
+    }
+
+    fn with_channels(
+        &self,
+        f: impl FnOnce(
+            &mut proto_ssh::channel::Channels,
+        ) -> Result<(), proto_ssh::channel::ChannelError>,
+    ) -> io::Result<()> {
+        let mut st = self.conn.lock();
+        let r = st
+            .conn
+            .channels()
+            .map_err(io_err)
+            .and_then(|c| f(c).map_err(io_err));
+        self.conn.flush(&mut st);
+        r
+    }
+
+    /// Sends EOF: no more data from us.
+    pub fn send_eof(&self) -> io::Result<()> {
+        self.with_channels(|c| c.send_eof(self.id))
+    }
+
+    /// Sends CLOSE.
+    pub fn close(&self) -> io::Result<()> {
+        let id = self.id;
+        let mut st = self.conn.lock();
+        if st.chan(id).is_none_or(|c| c.closed) {
+            return Ok(());
+        }
+        drop(st);
+        self.with_channels(|c| c.close(id))
+    }
+
+    /// Sends a request; with `want_reply`, waits for and returns the
+    /// answer.
+    pub fn request(&self, req: &ChannelRequest, want_reply: bool) -> io::Result<bool> {
+        self.conn.channel_request(self.id, req, want_reply)
+    }
+
+    /// Answers the oldest request that wanted a reply.
+    pub fn reply(&self, ok: bool) -> io::Result<()> {
+        self.with_channels(|c| c.reply_request(self.id, ok))
+    }
+
+    /// The next request from the peer (exec, pty-req, window-change...);
+    /// `None` once the channel is closed.
+    pub fn next_request(&self) -> Option<(ChannelRequest, bool)> {
+        let mut st = self.conn.lock();
+        loop {
+            let c: &mut ChanState = st.chan(self.id)?;
+            if let Some(r) = c.requests.pop_front() {
+                return Some(r);
+            }
+            if c.closed {
+                return None;
+            }
+            st = self.conn.wait(st);
+        }
+    }
+
+    /// Waits until the channel is closed and returns how the command
+    /// ended, if the peer said.
+    pub fn wait_exit(&self) -> Option<ExitStatus> {
+        let mut st = self.conn.lock();
+        loop {
+            let c = st.chan(self.id)?;
+            if c.closed {
+                return c.exit.clone();
+            }
+            st = self.conn.wait(st);
+        }
+    }
+
+    /// The exit status if it has come.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        self.conn.lock().chan(self.id).and_then(|c| c.exit.clone())
+    }
+
+    /// A `Read` of the channel data.
+    pub fn reader(&self) -> ChannelReader {
+        ChannelReader {
+            channel: self.clone(),
+            stderr: false,
+        }
+    }
+
+    /// A `Read` of the stderr stream.
+    pub fn stderr_reader(&self) -> ChannelReader {
+        ChannelReader {
+            channel: self.clone(),
+            stderr: true,
+        }
+    }
+
+    /// A `Write` of channel data.
+    pub fn writer(&self) -> ChannelWriter {
+        ChannelWriter {
+            channel: self.clone(),
+            stderr: false,
+        }
+    }
+
+    /// A `Write` of the stderr stream.
+    pub fn stderr_writer(&self) -> ChannelWriter {
+        ChannelWriter {
+            channel: self.clone(),
+            stderr: true,
+        }
+    }
+}
+
+/// Reads one stream of a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelReader {
+    channel: Channel,
+    stderr: bool,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stderr {
+            self.channel.read_stderr(buf)
+        } else {
+            self.channel.read(buf)
+        }
+    }
+}
+
+/// Writes one stream of a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelWriter {
+    channel: Channel,
+    stderr: bool,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.stderr {
+            self.channel.write_stderr(buf)
+        } else {
+            self.channel.write(buf)
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,514 @@
+//! Drives a `proto_ssh::Connection` with blocking threads.
+//!
+//! Three threads serve one connection: a reader that feeds the peer's
+//! bytes in, a writer that sends what the connection yields (so that a
+//! full socket never holds the state lock), and a timer for keepalives
+//! and time-based rekeying. The state sits behind one mutex; every change
+//! wakes the condition variable that blocked callers wait on.
+//!
+//! Channels are [`Channel`] handles with blocking reads and writes; their
+//! received data waits in per-channel buffers, and the peer's window is
+//! reopened only as the application reads, so memory stays bounded by the
+//! window.
+
+mod channel;
+mod forward;
+mod state;
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
+use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
+use proto_ssh::msg::DisconnectReason;
+use rand_core::OsRng;
+
+pub use self::channel::{
+    signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
+};
+pub use self::forward::{splice_tcp, write_all};
+use self::state::State;
+
+/// A connection-level happening the application acts on.
+#[derive(Debug)]
+pub enum Incoming {
+    /// The peer opens a channel; accept or reject it.
+    Channel(PendingChannel),
+    /// The peer sends a global request (tcpip-forward, ...); answer it
+    /// with [`SshConnection::reply_global`] when `want_reply`.
+    Global {
+        /// The request.
+        request: GlobalRequest,
+        /// Whether an answer is expected.
+        want_reply: bool,
+    },
+}
+
+/// A channel the peer asked to open.
+#[derive(Debug)]
+pub struct PendingChannel {
+    id: proto_ssh::channel::ChannelId,
+    /// What kind of channel.
+    pub kind: ChannelKind,
+    conn: SshConnection,
+}
+
+impl PendingChannel {
+    /// Accepts it.
+    pub fn accept(self) -> io::Result<Channel> {
+        let mut st = self.conn.lock();
+        st.conn
+            .channels()
+            .and_then(|c| c.accept_open(self.id).map_err(Into::into))
+            .map_err(state::io_err)?;
+        st.add_channel(self.id, true);
+        self.conn.flush(&mut st);
+        drop(st);
+        Ok(Channel::new(self.id, self.conn.clone()))
+    }
+
+    /// Refuses it with an RFC 4254 reason code.
+    pub fn reject(self, reason: u32, description: &str) -> io::Result<()> {
+        let mut st = self.conn.lock();
+        st.conn
+            .channels()
+            .and_then(|c| {
+                c.reject_open(self.id, reason, description)
+                    .map_err(Into::into)
+            })
+            .map_err(state::io_err)?;
+        self.conn.flush(&mut st);
+        Ok(())
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    cond: Condvar,
+    start: Instant,
+}
+
+/// One SSH connection run by threads; cheap to clone.
+#[derive(Clone)]
+pub struct SshConnection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SshConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshConnection").finish_non_exhaustive()
+    }
+}
+
+/// How long a client waits for the login to finish.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl SshConnection {
+    /// Connects as a client over `stream` and logs in; returns once
+    /// authenticated, or the reason it could not be.
+    pub fn client_tcp(stream: TcpStream, config: ClientConfig) -> io::Result<Self> {
+        let _ = stream.set_nodelay(true);
+        let reader = stream.try_clone()?;
+        let closer = stream.try_clone()?;
+        let conn =
+            Connection::client(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
+        let this = Self::run(
+            conn,
+            reader,
+            stream,
+            Box::new(move || {
+                let _ = closer.shutdown(Shutdown::Both);
+            }),
+        );
+        this.wait_authenticated(DEFAULT_LOGIN_TIMEOUT)?;
+        Ok(this)
+    }
+
+    /// Serves a client over `stream`. Returns at once; the login happens
+    /// as the client speaks, and [`SshConnection::accept`] yields what the
+    /// client asks for once it is in.
+    pub fn server_tcp(stream: TcpStream, config: ServerConfig) -> io::Result<Self> {
+        let _ = stream.set_nodelay(true);
+        let reader = stream.try_clone()?;
+        let closer = stream.try_clone()?;
+        let conn =
+            Connection::server(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
+        Ok(Self::run(
+            conn,
+            reader,
+            stream,
+            Box::new(move || {
+                let _ = closer.shutdown(Shutdown::Both);
+            }),
+        ))
+    }
+
+    /// Runs `conn` over any byte stream split in a read half and a write
+    /// half; `close` is called once the connection is over, to unblock
+    /// the reader (shut the socket down, close the pipe).
+    pub fn run<R, W>(
+        conn: Connection,
+        reader: R,
+        writer: W,
+        close: Box<dyn FnOnce() + Send>,
+    ) -> Self
+    where
+        R: Read + Send + 'static,
+        W: Write + Send + 'static,
+    {
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State::new(conn, tx)),
+            cond: Condvar::new(),
+            start: Instant::now(),
+        });
+        let this = Self { inner };
+        {
+            let mut st = this.lock();
+            this.flush(&mut st);
+        }
+        spawn_writer(this.clone(), rx, writer, close);
+        let r = this.clone();
+        thread::spawn(move || r.read_loop(reader));
+        let t = this.clone();
+        thread::spawn(move || t.timer_loop());
+        this
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere must not wedge every other thread.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.inner
+            .cond
+            .wait(guard)
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn wait_until<'a>(
+        &self,
+        guard: MutexGuard<'a, State>,
+        deadline: Instant,
+    ) -> MutexGuard<'a, State> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.inner
+            .cond
+            .wait_timeout(guard, left)
+            .map(|(g, _)| g)
+            .unwrap_or_else(|poison| poison.into_inner().0)
+    }
+
+    fn now(&self) -> Duration {
+        self.inner.start.elapsed()
+    }
+
+    /// Sends what the connection has to send, takes in its events, and
+    /// wakes every waiter.
+    fn flush(&self, st: &mut State) {
+        st.pump();
+        self.inner.cond.notify_all();
+    }
+
+    fn read_loop<R: Read>(&self, mut reader: R) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) | Err(_) => 0,
+                Ok(n) => n,
+            };
+            let mut st = self.lock();
+            if n == 0 {
+                st.lost("connection closed by peer");
+                self.flush(&mut st);
+                return;
+            }
+            let now = self.now();
+            if let Err(e) = st.conn.handle_input(&buf[..n], now) {
+                st.failed(&e);
+            }
+            self.flush(&mut st);
+            if st.finished() {
+                return;
+            }
+        }
+    }
+
+    fn timer_loop(&self) {
+        let mut st = self.lock();
+        loop {
+            if st.finished() {
+                return;
+            }
+            match st.conn.poll_timeout() {
+                Some(at) => {
+                    let now = self.now();
+                    if at <= now {
+                        if let Err(e) = st.conn.handle_timeout(now) {
+                            st.failed(&e);
+                        }
+                        self.flush(&mut st);
+                        continue;
+                    }
+                    st = self.wait_until(st, Instant::now() + (at - now));
+                }
+                None => st = self.wait(st),
+            }
+        }
+    }
+
+    /// Blocks until logged in, or fails with the reason.
+    pub fn wait_authenticated(&self, timeout: Duration) -> io::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if st.conn.is_authenticated() {
+                return Ok(());
+            }
+            if let Some(e) = st.closed_error() {
+                return Err(e);
+            }
+            if Instant::now() >= deadline {
+                st.conn
+                    .disconnect(DisconnectReason::ByApplication, "login timed out");
+                self.flush(&mut st);
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "login timed out"));
+            }
+            st = self.wait_until(st, deadline);
+        }
+    }
+
+    /// The next channel open or global request from the peer; `None`
+    /// once the connection is over.
+    pub fn accept(&self) -> Option<Incoming> {
+        let mut st = self.lock();
+        loop {
+            if let Some(inc) = st.incoming.pop_front() {
+                return Some(match inc {
+                    state::Inc::Channel(id, kind) => Incoming::Channel(PendingChannel {
+                        id,
+                        kind,
+                        conn: self.clone(),
+                    }),
+                    state::Inc::Global(request, want_reply) => Incoming::Global {
+                        request,
+                        want_reply,
+                    },
+                });
+            }
+            if st.finished() {
+                return None;
+            }
+            st = self.wait(st);
+        }
+    }
+
+    /// Answers the oldest global request of the peer.
+    pub fn reply_global(&self, ok: bool, bound_port: Option<u32>) -> io::Result<()> {
+        let mut st = self.lock();
+        st.conn
+            .channels()
+            .and_then(|c| c.reply_global(ok, bound_port).map_err(Into::into))
+            .map_err(state::io_err)?;
+        self.flush(&mut st);
+        Ok(())
+    }
+
+    /// Sends a global request and waits for its answer: `Ok(Some(port))`
+    /// on success (`port` set for tcpip-forward of port 0), `Ok(None)` on
+    /// failure.
+    pub fn global_request(&self, request: &GlobalRequest) -> io::Result<Option<Option<u32>>> {
+        let mut st = self.lock();
+        st.conn
+            .global_request(request, true)
+            .map_err(state::io_err)?;
+        let ticket = st.global_sent;
+        st.global_sent += 1;
+        self.flush(&mut st);
+        loop {
+            if let Some((ok, port)) = st.global_replies.remove(&ticket) {
+                return Ok(ok.then_some(port));
+            }
+            if let Some(e) = st.closed_error() {
+                return Err(e);
+            }
+            st = self.wait(st);
+        }
+    }
+
+    /// Opens a session channel.
+    pub fn open_session(&self) -> io::Result<Channel> {
+        self.open(|c| c.open_session())
+    }
+
+    /// Opens a `direct-tcpip` channel (client to server forwarding).
+    pub fn open_direct_tcpip(
+        &self,
+        host: &str,
+        port: u32,
+        orig_host: &str,
+        orig_port: u32,
+    ) -> io::Result<Channel> {
+        self.open(|c| c.open_direct_tcpip(host, port, orig_host, orig_port))
+    }
+
+    /// Opens a `forwarded-tcpip` channel (server side of tcpip-forward).
+    pub fn open_forwarded_tcpip(
+        &self,
+        connected_host: &str,
+        connected_port: u32,
+        orig_host: &str,
+        orig_port: u32,
+    ) -> io::Result<Channel> {
+        self.open(|c| c.open_forwarded_tcpip(connected_host, connected_port, orig_host, orig_port))
+    }
+
+    fn open(
+        &self,
+        f: impl FnOnce(
+            &mut proto_ssh::channel::Channels,
+        )
+            -> Result<proto_ssh::channel::ChannelId, proto_ssh::channel::ChannelError>,
+    ) -> io::Result<Channel> {
+        let mut st = self.lock();
+        let id = st
+            .conn
+            .channels()
+            .and_then(|c| f(c).map_err(Into::into))
+            .map_err(state::io_err)?;
+        st.add_channel(id, false);
+        self.flush(&mut st);
+        loop {
+            match st.open_result(id) {
+                Some(Ok(())) => return Ok(Channel::new(id, self.clone())),
+                Some(Err(text)) => {
+                    st.remove_channel(id);
+                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, text));
+                }
+                None => {}
+            }
+            if let Some(e) = st.closed_error() {
+                return Err(e);
+            }
+            st = self.wait(st);
+        }
+    }
+
+    /// Sends a request on a channel; see [`Channel::request`].
+    fn channel_request(
+        &self,
+        id: proto_ssh::channel::ChannelId,
+        req: &ChannelRequest,
+        want_reply: bool,
+    ) -> io::Result<bool> {
+        let mut st = self.lock();
+        st.conn
+            .channels()
+            .and_then(|c| c.send_request(id, req, want_reply).map_err(Into::into))
+            .map_err(state::io_err)?;
+        self.flush(&mut st);
+        if !want_reply {
+            return Ok(true);
+        }
+        loop {
+            if let Some(ok) = st.chan(id).and_then(|c| c.replies.pop_front()) {
+                return Ok(ok);
+            }
+            if st.chan(id).is_none_or(|c| c.closed) {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
+            }
+            if let Some(e) = st.closed_error() {
+                return Err(e);
+            }
+            st = self.wait(st);
+        }
+    }
+
+    /// Ends the connection.
+    pub fn disconnect(&self, description: &str) {
+        let mut st = self.lock();
+        st.conn
+            .disconnect(DisconnectReason::ByApplication, description);
+        st.lost(description);
+        self.flush(&mut st);
+    }
+
+    /// Blocks until the connection is over.
+    pub fn wait_closed(&self) {
+        let mut st = self.lock();
+        while !st.finished() {
+            st = self.wait(st);
+        }
+    }
+
+    /// Whether the connection is over.
+    pub fn is_closed(&self) -> bool {
+        self.lock().finished()
+    }
+
+    /// The user that logged in (server) or our user (client), once known.
+    pub fn user(&self) -> Option<String> {
+        self.lock().user.clone()
+    }
+
+    /// Names of the algorithms of the last key exchange: kex, host key,
+    /// cipher client-to-server, cipher server-to-client.
+    pub fn algorithms(&self) -> Option<[&'static str; 4]> {
+        self.lock().algorithms
+    }
+
+    /// The banner the server sent, if any.
+    pub fn banner(&self) -> Option<String> {
+        self.lock().banner.clone()
+    }
+
+    /// Asks for a key exchange now.
+    pub fn rekey(&self) -> io::Result<()> {
+        let mut st = self.lock();
+        st.conn.rekey().map_err(state::io_err)?;
+        self.flush(&mut st);
+        Ok(())
+    }
+
+    /// How many key exchanges have finished.
+    pub fn kex_count(&self) -> u64 {
+        self.lock().kex_count
+    }
+}
+
+fn spawn_writer<W: Write + Send + 'static>(
+    conn: SshConnection,
+    rx: mpsc::Receiver<Vec<u8>>,
+    mut writer: W,
+    close: Box<dyn FnOnce() + Send>,
+) {
+    thread::spawn(move || {
+        for chunk in rx.iter() {
+            if writer
+                .write_all(&chunk)
+                .and_then(|()| writer.flush())
+                .is_err()
+            {
+                let mut st = conn.lock();
+                st.lost("write failed");
+                conn.flush(&mut st);
+                break;
+            }
+        }
+        // The sender is dropped once the connection is over and its last
+        // bytes (a DISCONNECT) were queued: close the stream.
+        close();
+        let mut st = conn.lock();
+        st.writer_done = true;
+        conn.inner.cond.notify_all();
+        drop(st);
+    });
+}
