@@ -36,8 +36,10 @@ HOST_PY=/usr/bin/python3
 ME=$(id -un)
 
 # Options of every OpenSSH client run: no agent, no known_hosts, no prompts.
+# The log level comes after (SSH_LOGLEVEL, default ERROR; OpenSSH keeps the
+# first value it is given, so callers set SSH_LOGLEVEL instead of -o LogLevel).
 OSSH_OPTS=(-o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-	-o BatchMode=yes -o ConnectTimeout=10 -o LogLevel=ERROR)
+	-o BatchMode=yes -o ConnectTimeout=10)
 
 SKIPS=0
 skip() { SKIPS=$((SKIPS + 1)); echo "SKIP $*"; }
@@ -92,7 +94,7 @@ ssh_setup() {
 	as_root mkdir -p /run/sshd
 	venv_ensure || return 1
 	if [ -x "$OPENSSH10" ]; then
-		timeout 900 "$OPENSSH10" setup >&2 || say "OpenSSH 10 peer could not be set up: its cases will SKIP"
+		timeout 900 "$OPENSSH10" setup >/dev/null || say "OpenSSH 10 peer could not be set up: its cases will SKIP"
 	else
 		say "no $OPENSSH10: OpenSSH 10 cases will SKIP"
 	fi
@@ -265,7 +267,7 @@ ossh() {
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
 	shift
 	timeout -k 5 "${SSH_TMO:-60}" "$SYS_SSH" -p "$port" -i "${SSH_KEY:-$W/client_ed25519}" "${OSSH_OPTS[@]}" \
-		"${args[@]}" "${SSH_USER:-$ME}@127.0.0.1" "$@"
+		-o LogLevel="${SSH_LOGLEVEL:-ERROR}" "${args[@]}" "${SSH_USER:-$ME}@127.0.0.1" "$@"
 }
 
 # o10ssh PORT [SSH_ARGS...] -- CMD: the same with the OpenSSH 10 client.
@@ -276,7 +278,7 @@ o10ssh() {
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do args+=("$1"); shift; done
 	shift
 	timeout -k 5 "${SSH_TMO:-60}" "$OPENSSH10" ssh -p "$port" -i "${SSH_KEY:-$W/client_ed25519}" "${OSSH_OPTS[@]}" \
-		"${args[@]}" "${SSH_USER:-$ME}@127.0.0.1" "$@"
+		-o LogLevel="${SSH_LOGLEVEL:-ERROR}" "${args[@]}" "${SSH_USER:-$ME}@127.0.0.1" "$@"
 }
 
 # oursh PORT [OUR_SSH_ARGS...] -- CMD: our client, bounded likewise.
