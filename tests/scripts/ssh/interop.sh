@@ -112,6 +112,7 @@ stdio_case() {
 upload_case() {
 	local n=$1 cl=$2 port=$3 rc=0 got
 	shift 3
+	need_rand
 	LAST_ERR=$W/$n.err
 	$cl "$port" "$@" -- sha256sum <"$RAND" >"$W/$n.out" 2>"$W/$n.err" || rc=$?
 	got=$(first_word "$W/$n.out")
@@ -127,6 +128,7 @@ upload_case() {
 download_case() {
 	local n=$1 cl=$2 port=$3 rc got
 	shift 3
+	need_rand
 	LAST_ERR=$W/$n.err
 	{
 		rc=0
@@ -211,8 +213,13 @@ ours_server() { # the default-config server, shared by the groups
 	OURS_PORT=$SPORT
 }
 
-RAND=$(rand_file rand.bin "$MIB")
-RAND_SHA=$(sha_of "$RAND")
+# The random data of the bulk cases, made when first needed.
+RAND='' RAND_SHA=''
+need_rand() {
+	[ -n "$RAND" ] && return 0
+	RAND=$(rand_file rand.bin "$MIB")
+	RAND_SHA=$(sha_of "$RAND")
+}
 
 # --- OpenSSH 9.2 ssh -> our sshd ------------------------------------------
 

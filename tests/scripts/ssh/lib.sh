@@ -142,6 +142,8 @@ ssh_cleanup() {
 	for p in "${TRACKED[@]}"; do stop_pid "$p"; done
 	if [ -n "$W" ]; then
 		if [ "$rc" != 0 ] || [ "$FAILS" -gt 0 ] || [ "${KEEP:-0}" = 1 ]; then
+			# logs are kept, bulk data is not
+			find "$W" -name '*.bin' -size +1M -delete 2>/dev/null
 			say "work folder kept: $W"
 		else
 			rm -rf "$W"
