@@ -137,9 +137,9 @@ stop_pid() {
 ssh_cleanup() {
 	local rc=$? p h
 	set +e
-	for h in "${CLEANUP_HOOKS[@]}"; do $h; done
 	for p in "${O10_SSHD_PIDS[@]}"; do "$OPENSSH10" sshd-stop "$p" >/dev/null 2>&1; done
 	for p in "${TRACKED[@]}"; do stop_pid "$p"; done
+	for h in "${CLEANUP_HOOKS[@]}"; do $h; done
 	if [ -n "$W" ]; then
 		if [ "$rc" != 0 ] || [ "$FAILS" -gt 0 ] || [ "${KEEP:-0}" = 1 ]; then
 			# logs are kept, bulk data is not
