@@ -293,10 +293,10 @@ group_ossh_ours() {
 
 	n=ossh-ours-keepalive
 	if want $n; then
-		# 4 s of silence; without replies to keepalive@openssh.com the client
-		# gives up after 3 s ("Timeout, server not responding", exit 255).
+		# 6 s of silence; without replies to keepalive@openssh.com the client
+		# gives up after about 3 s ("Timeout, server not responding", exit 255).
 		rc=0
-		ossh "$P" -o ServerAliveInterval=1 -o ServerAliveCountMax=2 -- 'sleep 4; echo alive' \
+		ossh "$P" -o ServerAliveInterval=1 -o ServerAliveCountMax=2 -- 'sleep 6; echo alive' \
 			>"$W/$n.out" 2>"$W/$n.err" </dev/null || rc=$?
 		if [ "$rc" = 0 ] && [ "$(cat "$W/$n.out")" = alive ]; then pass $n; else
 			failx $n "exit $rc, stdout '$(cat "$W/$n.out")'" "$W/$n.err"

@@ -19,7 +19,6 @@
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-SSH_DIR=$REPO/tests/scripts/ssh
 PY_DIR=$REPO/tests/py
 CPU_RS_CACHE=${CPU_RS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs}
 VENV=$CPU_RS_CACHE/venv
