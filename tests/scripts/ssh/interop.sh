@@ -40,7 +40,7 @@ short() { case $1 in chacha20*) echo chacha20 ;; aes256-gcm*) echo aes256gcm ;; 
 CASES_OSSH_OURS="ossh-ours-exit-0 ossh-ours-exit-1 ossh-ours-exit-3 ossh-ours-exit-255 ossh-ours-stdio
  ossh-ours-exit-signal ossh-ours-env ossh-ours-upload-chacha20 ossh-ours-download-chacha20
  ossh-ours-upload-aes256gcm ossh-ours-download-aes256gcm ossh-ours-pty-tty ossh-ours-pty-winch
- ossh-ours-remote-forward ossh-ours-keepalive ossh-ours-rekey-upload ossh-ours-rekey-download
+ ossh-ours-remote-forward ossh-ours-direct-tcpip ossh-ours-keepalive ossh-ours-rekey-upload ossh-ours-rekey-download
  ossh-ours-wrong-key"
 CASES_OURS_OSSHD="ours-osshd-exit-0 ours-osshd-exit-1 ours-osshd-exit-3 ours-osshd-exit-255 ours-osshd-stdio
  ours-osshd-upload-chacha20 ours-osshd-download-chacha20 ours-osshd-upload-aes256gcm
@@ -161,6 +161,22 @@ bulk_cases() { # PREFIX CLIENT PORT: both directions, both ciphers
 	done
 }
 
+# payload_server NAME: the local TCP service of the forwarding cases
+# (tests/py/tcp_payload_server.py): reads a line into $W/NAME.srvlog, sends
+# 1 MiB ($PAYLOAD) and closes. Sets SRV_PID, SRV_PORT.
+payload_server() {
+	local n=$1 line
+	PAYLOAD=$(rand_file fwd.bin 1)
+	"$HOST_PY" "$PY_DIR/tcp_payload_server.py" "$PAYLOAD" "$W/$n.srvlog" 120 >"$W/$n.srv" 2>&1 </dev/null &
+	SRV_PID=$!
+	track "$SRV_PID"
+	if ! line=$(wait_line "$W/$n.srv" 'listening on' "$SRV_PID" 10); then
+		failx "$n" "local TCP service did not start" "$W/$n.srv"
+		return 1
+	fi
+	SRV_PORT=${line##*:}
+}
+
 # forward_case NAME CLIENT PORT: CLIENT -R 0:127.0.0.1:LPORT to a local
 # service; the remote command connects to the allocated port (which this
 # script reads from the client's stderr and hands over in a file: remote and
@@ -168,15 +184,8 @@ bulk_cases() { # PREFIX CLIENT PORT: both directions, both ciphers
 forward_case() {
 	local n=$1 cl=$2 port=$3 spid lport cpid line rport rc=0 payload
 	want "$n" || return 0
-	payload=$(rand_file fwd.bin 1)
-	"$HOST_PY" "$PY_DIR/tcp_payload_server.py" "$payload" "$W/$n.srvlog" 120 >"$W/$n.srv" 2>&1 </dev/null &
-	spid=$!
-	track "$spid"
-	if ! line=$(wait_line "$W/$n.srv" 'listening on' "$spid" 10); then
-		failx "$n" "local TCP service did not start" "$W/$n.srv"
-		return 0
-	fi
-	lport=${line##*:}
+	payload_server "$n" || return 0
+	spid=$SRV_PID lport=$SRV_PORT payload=$PAYLOAD
 	local rp=$W/$n.rport
 	# Remote: wait (bounded) for the port file, then bash's /dev/tcp.
 	local cmd="i=0; while [ ! -s '$rp' ] && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done;"
@@ -290,6 +299,20 @@ group_ossh_ours() {
 	fi
 
 	SSH_LOGLEVEL=INFO forward_case ossh-ours-remote-forward ossh_fwd "$P"
+
+	n=ossh-ours-direct-tcpip
+	if want $n && payload_server $n; then
+		# ssh -W: a direct-tcpip channel from the server to the local service.
+		rc=0
+		echo "hello-$n" | ossh "$P" -W "127.0.0.1:$SRV_PORT" -- >"$W/$n.out" 2>"$W/$n.err" || rc=$?
+		stop_pid "$SRV_PID"
+		if [ "$rc" = 0 ] && [ "$(sha_of "$W/$n.out")" = "$(sha_of "$PAYLOAD")" ] &&
+			grep -qx "hello-$n" "$W/$n.srvlog"; then
+			pass "$n (ssh -W 127.0.0.1:$SRV_PORT)"
+		else
+			failx $n "exit $rc, got $(wc -c <"$W/$n.out") bytes, local service got '$(head -c 40 "$W/$n.srvlog" 2>/dev/null)'" "$W/$n.err"
+		fi
+	fi
 
 	n=ossh-ours-keepalive
 	if want $n; then
