@@ -15,6 +15,13 @@
 #   workload   tests/scripts/guest-workload.sh (Linux 9p client in QEMU)
 #   fstests    tests/scripts/fs-suites.sh      (pjdfstest + fsx in QEMU)
 #   diff       tests/scripts/differential.sh   (diod vs ours, same workload)
+#   ssh-interop tests/scripts/ssh/interop.sh   (our SSH server/client against
+#              OpenSSH 9.2 and 10, paramiko, asyncssh, ssh-audit). Opt-in for
+#              now: only with CPU_RS_SSH_INTEROP=1 (then setup also installs
+#              its needs: interop.sh --setup). Builds nothing; uses
+#              OUR_SSHD (default target/release/examples/ssh_server) and
+#              OUR_SSH (default target/release/examples/ssh_client), and
+#              SKIPs what is missing.
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -31,7 +38,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -98,6 +105,9 @@ setup() {
 	done
 	[ -x "$VM_DIR/build-image.sh" ] || { echo "no VM harness in $VM_DIR (set VM_DIR)"; return 1; }
 	"$VM_DIR/build-image.sh" > /dev/null || return 1
+	if [ "${CPU_RS_SSH_INTEROP:-0}" = 1 ]; then
+		"$REPO/tests/scripts/ssh/interop.sh" --setup || return 1
+	fi
 	echo "setup ok: $(diod -V 2>&1 | head -n 1 || true); pjdfstest, fsx in $TOOLS_BIN; image $(cat "${VM_OUT:-$HOME/.cache/vm-harness}/image/kernel-version")"
 }
 
@@ -146,6 +156,12 @@ if [ "$FAILED" = 0 ]; then
 	done
 	if wanted diff && [ "$KINDS" = "ours diod" ]; then
 		step diff-diod-vs-ours 120 tests/scripts/differential.sh "$RESULTS" diod ours
+	fi
+	if wanted ssh-interop && [ "${CPU_RS_SSH_INTEROP:-0}" = 1 ]; then
+		TGT=${CARGO_TARGET_DIR:-target}
+		OUR_SSHD=${OUR_SSHD:-$TGT/release/examples/ssh_server} \
+			OUR_SSH=${OUR_SSH:-$TGT/release/examples/ssh_client} SSH_SETUP=0 \
+			step ssh-interop 600 tests/scripts/ssh/interop.sh
 	fi
 fi
 
