@@ -38,12 +38,12 @@ CIPHERS="chacha20-poly1305@openssh.com aes256-gcm@openssh.com"
 short() { case $1 in chacha20*) echo chacha20 ;; aes256-gcm*) echo aes256gcm ;; *) echo "${1%%@*}" ;; esac; }
 
 CASES_OSSH_OURS="ossh-ours-exit-0 ossh-ours-exit-1 ossh-ours-exit-3 ossh-ours-exit-255 ossh-ours-stdio
- ossh-ours-exit-signal ossh-ours-env ossh-ours-upload-chacha20 ossh-ours-download-chacha20
+ ossh-ours-exit-signal ossh-ours-env ossh-ours-kex-curve25519 ossh-ours-upload-chacha20 ossh-ours-download-chacha20
  ossh-ours-upload-aes256gcm ossh-ours-download-aes256gcm ossh-ours-pty-tty ossh-ours-pty-winch
  ossh-ours-remote-forward ossh-ours-direct-tcpip ossh-ours-keepalive ossh-ours-rekey-upload ossh-ours-rekey-download
  ossh-ours-wrong-key"
 CASES_OURS_OSSHD="ours-osshd-exit-0 ours-osshd-exit-1 ours-osshd-exit-3 ours-osshd-exit-255 ours-osshd-stdio
- ours-osshd-upload-chacha20 ours-osshd-download-chacha20 ours-osshd-upload-aes256gcm
+ ours-osshd-algorithms ours-osshd-upload-chacha20 ours-osshd-download-chacha20 ours-osshd-upload-aes256gcm
  ours-osshd-download-aes256gcm ours-osshd-remote-forward ours-osshd-rekey-upload ours-osshd-rekey-download"
 CASES_O10="o10ssh-ours-mlkem ours-o10sshd-mlkem"
 CASES_PY="paramiko-ours asyncssh-ours"
@@ -269,6 +269,20 @@ group_ossh_ours() {
 		fi
 	fi
 
+	n=ossh-ours-kex-curve25519
+	if want $n; then
+		rc=0
+		SSH_LOGLEVEL=DEBUG1 ossh "$P" -v -o KexAlgorithms=curve25519-sha256 -o HostKeyAlgorithms=ssh-ed25519 \
+			-- 'echo hi' >"$W/$n.out" 2>"$W/$n.err" </dev/null || rc=$?
+		if [ "$rc" = 0 ] && [ "$(cat "$W/$n.out")" = hi ] &&
+			grep -q 'kex: algorithm: curve25519-sha256' "$W/$n.err" &&
+			grep -q 'kex: host key algorithm: ssh-ed25519' "$W/$n.err"; then
+			pass $n
+		else
+			failx $n "exit $rc, stdout '$(cat "$W/$n.out")', $(grep -m1 'kex: algorithm:' "$W/$n.err" || echo 'no kex line')"
+		fi
+	fi
+
 	bulk_cases ossh-ours ossh "$P"
 
 	# pty: ssh -tt on a terminal of 24x80 made by pty_winch.py; the remote
@@ -372,6 +386,21 @@ group_ours_osshd() {
 	local P=$SPORT rc n d k
 	for rc in 0 1 3 255; do exit_case "ours-osshd-exit-$rc" oursh "$P" "$rc"; done
 	stdio_case ours-osshd-stdio oursh "$P"
+
+	n=ours-osshd-algorithms
+	if want $n; then
+		# -kex, -hostkey-alg, -c and the -v lines of our client.
+		rc=0
+		oursh "$P" -v -kex curve25519-sha256 -hostkey-alg ssh-ed25519 -c aes256-gcm@openssh.com \
+			-- 'echo hi' >"$W/$n.out" 2>"$W/$n.err" </dev/null || rc=$?
+		if [ "$rc" = 0 ] && [ "$(cat "$W/$n.out")" = hi ] &&
+			tr -d '\r' <"$W/$n.err" | grep -qx 'kex: algorithm: curve25519-sha256' &&
+			tr -d '\r' <"$W/$n.err" | grep -qx 'cipher: aes256-gcm@openssh.com'; then
+			pass $n
+		else
+			failx $n "exit $rc, stdout '$(cat "$W/$n.out")', want lines 'kex: algorithm: curve25519-sha256' and 'cipher: aes256-gcm@openssh.com' on stderr" "$W/$n.err"
+		fi
+	fi
 	bulk_cases ours-osshd oursh "$P"
 	forward_case ours-osshd-remote-forward oursh "$P"
 
