@@ -425,8 +425,8 @@ fn copy_out(from: &mut impl Read, ch: &Channel, stderr: bool) {
     }
 }
 
-fn run_pty(ch: &Channel, mut cmd: Command, size: WinSize) -> io::Result<std::process::ExitStatus> {
-    let (mut child, master) = pty::spawn(&mut cmd, size)?;
+fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<std::process::ExitStatus> {
+    let (mut child, master) = pty::spawn(cmd, size)?;
     let pid = Arc::new(Mutex::new(Some(child.id())));
     {
         let (ch, pid, m) = (ch.clone(), pid.clone(), master.try_clone()?);

@@ -48,8 +48,9 @@ impl WinSize {
 }
 
 /// Starts `cmd` in a new session whose controlling terminal is a new
-/// pty of `size`; returns the child and the master side.
-pub fn spawn(cmd: &mut Command, size: WinSize) -> io::Result<(Child, File)> {
+/// pty of `size`; returns the child and the master side. The command
+/// is consumed so that no copy of the slave stays open here.
+pub fn spawn(mut cmd: Command, size: WinSize) -> io::Result<(Child, File)> {
     let ws = nix::pty::Winsize {
         ws_row: size.rows,
         ws_col: size.cols,
@@ -76,6 +77,9 @@ pub fn spawn(cmd: &mut Command, size: WinSize) -> io::Result<(Child, File)> {
         });
     }
     let child = cmd.spawn()?;
+    // The command keeps its copies of the slave: drop them, or the
+    // master would never see the session end.
+    drop(cmd);
     Ok((child, File::from(pair.master)))
 }
 
