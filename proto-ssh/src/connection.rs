@@ -39,6 +39,10 @@ use crate::transport::{HostKeyCheck, RekeyLimits, Transport, TransportConfig, Tr
 use crate::version::{Role, DEFAULT_SOFTWARE_VERSION};
 use crate::wire::{Put, Reader};
 
+/// The most data one `send_data` call takes: a rekey can start after any
+/// call, and what the call took then waits in the transport's queue.
+pub const SEND_CHUNK: usize = 256 * 1024;
+
 /// Keepalives: after `interval` without input, send `keepalive@openssh.com`;
 /// after `max_missed` of them unanswered, give up (OpenSSH's
 /// `ServerAliveInterval` / `ServerAliveCountMax`).
@@ -587,6 +591,7 @@ impl Connection {
         if self.transport.in_kex() {
             return Ok(0);
         }
+        let data = &data[..data.len().min(SEND_CHUNK)];
         let n = self.channels()?.send_data(id, data)?;
         self.pump()?;
         Ok(n)
@@ -602,6 +607,7 @@ impl Connection {
         if self.transport.in_kex() {
             return Ok(0);
         }
+        let data = &data[..data.len().min(SEND_CHUNK)];
         let n = self.channels()?.send_extended_data(id, code, data)?;
         self.pump()?;
         Ok(n)

@@ -31,6 +31,8 @@ pub mod fuzzing;
 pub mod kex;
 pub mod msg;
 pub mod packet;
+#[cfg(feature = "fuzzing")]
+pub mod pair;
 pub mod sig;
 pub mod transport;
 pub mod version;

@@ -60,6 +60,9 @@ impl Default for RekeyLimits {
 /// only fills with control messages; a peer that makes us answer more
 /// than this during a kex is cut off.
 pub const MAX_KEX_QUEUE: usize = 4 << 20;
+/// The most payloads held while a key exchange runs, whatever their size:
+/// a flood of small requests is cut off long before the byte bound.
+pub const MAX_KEX_QUEUE_MSGS: usize = 4096;
 
 /// The client's verdict on the server's host key.
 pub trait HostKeyCheck {
@@ -273,6 +276,8 @@ pub struct Transport {
     last_kex: Duration,
     now: Duration,
     done: VecDeque<KexDone>,
+    /// Reading failed: the stream is out of step.
+    broken: bool,
     closed: bool,
 }
 
@@ -323,6 +328,7 @@ impl Transport {
             last_kex: now,
             now,
             done: VecDeque::new(),
+            broken: false,
             closed: false,
         };
         t.start_kex(rng)?;
@@ -356,7 +362,7 @@ impl Transport {
 
     /// Whether the connection is closed.
     pub fn is_closed(&self) -> bool {
-        self.closed
+        self.closed || self.broken
     }
 
     /// A finished key exchange, oldest first.
@@ -425,7 +431,7 @@ impl Transport {
         }
         if self.in_kex() {
             self.queued += payload.len();
-            if self.queued > MAX_KEX_QUEUE {
+            if self.queued > MAX_KEX_QUEUE || self.queue.len() >= MAX_KEX_QUEUE_MSGS {
                 return Err(TransportError::QueueFull);
             }
             self.queue.push_back(payload);
@@ -468,9 +474,13 @@ impl Transport {
         rng: &mut dyn CryptoRngCore,
     ) -> Result<(usize, Option<Packet>), TransportError> {
         self.now = now;
+        if self.broken {
+            return Err(TransportError::Closed);
+        }
         let r = self.feed_inner(input, rng);
         if r.is_err() {
-            self.closed = true;
+            // Nothing more is read; the caller still sends DISCONNECT.
+            self.broken = true;
         }
         r
     }

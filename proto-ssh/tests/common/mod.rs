@@ -1,0 +1,57 @@
+//! Shared set-up of the connection tests: keys, policies, configurations.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use proto_ssh::auth::AuthPolicy;
+use proto_ssh::connection::{ClientConfig, ServerConfig};
+use proto_ssh::pair::Pair;
+use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
+use ssh_key::public::KeyData;
+use ssh_key::PrivateKey;
+
+pub fn key(name: &str) -> PrivateKey {
+    let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
+    PrivateKey::from_openssh(std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Accepts exactly one key, for any user.
+pub struct OneKey(pub KeyData);
+
+impl AuthPolicy for OneKey {
+    fn allow_key(&mut self, _user: &str, key: &KeyData) -> bool {
+        *key == self.0
+    }
+}
+
+/// Refuses every host key.
+pub struct RefuseHostKey;
+
+impl HostKeyCheck for RefuseHostKey {
+    fn check(&mut self, _key: &KeyData) -> bool {
+        false
+    }
+}
+
+/// A client logging in as "me" with `user_key`.
+pub fn client(user_key: &str) -> ClientConfig {
+    ClientConfig::new("me", vec![key(user_key)], Box::new(AcceptAnyHostKey))
+}
+
+/// A server with an Ed25519 host key that accepts `user_key` only.
+pub fn server(user_key: &str) -> ServerConfig {
+    let allowed = key(user_key).public_key().key_data().clone();
+    ServerConfig::new(vec![key("sig_ed25519")], Box::new(OneKey(allowed)))
+}
+
+/// A pair that has logged in.
+pub fn logged_in(client: ClientConfig, server: ServerConfig) -> Pair {
+    let mut p = Pair::new(client, server, 1).unwrap();
+    p.drive(50);
+    assert!(
+        p.authenticated(),
+        "client {:?} server {:?}",
+        p.client_error,
+        p.server_error
+    );
+    p
+}
