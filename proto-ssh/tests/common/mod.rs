@@ -9,13 +9,13 @@ use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;
 
-pub fn key(name: &str) -> PrivateKey {
+pub(crate) fn key(name: &str) -> PrivateKey {
     let path = format!("{}/tests/keys/{name}", env!("CARGO_MANIFEST_DIR"));
     PrivateKey::from_openssh(std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// Accepts exactly one key, for any user.
-pub struct OneKey(pub KeyData);
+pub(crate) struct OneKey(pub(crate) KeyData);
 
 impl AuthPolicy for OneKey {
     fn allow_key(&mut self, _user: &str, key: &KeyData) -> bool {
@@ -24,7 +24,7 @@ impl AuthPolicy for OneKey {
 }
 
 /// Refuses every host key.
-pub struct RefuseHostKey;
+pub(crate) struct RefuseHostKey;
 
 impl HostKeyCheck for RefuseHostKey {
     fn check(&mut self, _key: &KeyData) -> bool {
@@ -33,18 +33,18 @@ impl HostKeyCheck for RefuseHostKey {
 }
 
 /// A client logging in as "me" with `user_key`.
-pub fn client(user_key: &str) -> ClientConfig {
+pub(crate) fn client(user_key: &str) -> ClientConfig {
     ClientConfig::new("me", vec![key(user_key)], Box::new(AcceptAnyHostKey))
 }
 
 /// A server with an Ed25519 host key that accepts `user_key` only.
-pub fn server(user_key: &str) -> ServerConfig {
+pub(crate) fn server(user_key: &str) -> ServerConfig {
     let allowed = key(user_key).public_key().key_data().clone();
     ServerConfig::new(vec![key("sig_ed25519")], Box::new(OneKey(allowed)))
 }
 
 /// A pair that has logged in.
-pub fn logged_in(client: ClientConfig, server: ServerConfig) -> Pair {
+pub(crate) fn logged_in(client: ClientConfig, server: ServerConfig) -> Pair {
     let mut p = Pair::new(client, server, 1).unwrap();
     p.drive(50);
     assert!(
