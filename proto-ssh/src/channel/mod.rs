@@ -70,7 +70,7 @@ pub const EXTENDED_DATA_STDERR: u32 = 1;
 const MAX_PENDING: usize = 1024;
 
 /// Our side's limits, announced in every open and confirmation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// The receive window of each channel. Several MiB, so that a 1 MiB
     /// 9P message is not throttled by round trips.
