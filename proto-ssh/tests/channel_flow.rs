@@ -200,3 +200,12 @@ fn zero_max_packet_peer_gets_nothing() {
     assert_eq!(p.client.send_data(c, b"x").unwrap(), 0);
     assert!(payloads(&mut p.client).is_empty());
 }
+
+#[test]
+fn empty_data_counts_nothing_and_raises_no_event() {
+    let mut p = Pair::with_config(small());
+    let (_, s) = p.open_session();
+    p.server.handle_message(&data_msg(s.0, &[])).unwrap();
+    assert!(events(&mut p.server).is_empty());
+    assert_eq!(p.server.recv_window(s), 1000);
+}

@@ -70,7 +70,7 @@ pub const EXTENDED_DATA_STDERR: u32 = 1;
 const MAX_PENDING: usize = 1024;
 
 /// Our side's limits, announced in every open and confirmation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// The receive window of each channel. Several MiB, so that a 1 MiB
     /// 9P message is not throttled by round trips.
@@ -351,7 +351,8 @@ impl Channels {
     }
 
     /// Opens a `session` channel; [`ChannelEvent::Opened`] or
-    /// [`ChannelEvent::OpenFailed`] follows.
+    /// [`ChannelEvent::OpenFailed`] follows. The role is not checked here:
+    /// a peer refuses a type its role does not accept, as we do.
     pub fn open_session(&mut self) -> Result<ChannelId, ChannelError> {
         self.open(&ChannelKind::Session)
     }
@@ -497,7 +498,9 @@ impl Channels {
 
     /// The application consumed `n` bytes of received data (`Data` and
     /// `ExtendedData` alike). Our window is re-opened with WINDOW_ADJUST
-    /// once at least half of `initial_window` was consumed.
+    /// once at least half of `initial_window` was consumed. After
+    /// [`ChannelEvent::Closed`] the id is unknown and this returns
+    /// [`ChannelError::UnknownChannel`], which the caller may ignore.
     pub fn consumed(&mut self, id: ChannelId, n: usize) -> Result<(), ChannelError> {
         let ch = self.get_mut(id)?;
         // No adjust after our CLOSE (nothing may follow it) nor after the
@@ -916,7 +919,9 @@ impl Channels {
         // checked against the window but nobody reads it.
         let deliver = !ch.close_sent;
         ch.recv.receive(data.len(), deliver)?;
-        if deliver {
+        // An empty message moves no data: no event, so that a peer cannot
+        // queue events for free.
+        if deliver && !data.is_empty() {
             let id = ChannelId(recipient);
             let data = data.to_vec();
             self.events.push_back(match code {
