@@ -727,7 +727,7 @@ impl Connection {
                 }
                 Ok(())
             }
-            80..=100 => match &mut self.phase {
+            80..=82 | 90..=100 => match &mut self.phase {
                 Phase::Open(open) => {
                     open.channels.handle_message(payload)?;
                     while let Some(ev) = open.channels.poll_event() {
@@ -745,7 +745,9 @@ impl Connection {
                 }
                 _ => Err(Error::NotAuthenticated { msg: n }),
             },
-            101..=127 if !self.is_authenticated() => Err(Error::NotAuthenticated { msg: n }),
+            83..=89 | 101..=127 if !self.is_authenticated() => {
+                Err(Error::NotAuthenticated { msg: n })
+            }
             _ => {
                 // RFC 4253 §11.4: an unknown message gets UNIMPLEMENTED
                 // with its sequence number.

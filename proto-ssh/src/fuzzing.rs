@@ -123,3 +123,135 @@ fn open_stream(cipher: PacketCipher, stream: &[u8], piece: usize) -> Vec<Vec<u8>
     }
     payloads
 }
+
+/// Turns the crypto seam off (or on) for this process: signatures go
+/// unchecked and NEWKEYS leaves packets in the clear. For the tests that
+/// make and replay the connection corpus; cargo-fuzz builds have it off
+/// always.
+pub static CRYPTO_OFF: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sets [`CRYPTO_OFF`].
+pub fn set_crypto_off(off: bool) {
+    CRYPTO_OFF.store(off, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The Ed25519 key the connection target uses as host key and user key.
+pub const TEST_KEY: &str = include_str!("../tests/keys/sig_ed25519");
+
+/// Lets every key and `none` in.
+#[derive(Debug)]
+struct AllowAll;
+
+impl crate::auth::AuthPolicy for AllowAll {
+    fn allow_key(&mut self, _user: &str, _key: &ssh_key::public::KeyData) -> bool {
+        true
+    }
+    fn allow_none(&mut self, _user: &str) -> bool {
+        true
+    }
+}
+
+/// Input: a mode byte (bit 0: play the client instead of the server;
+/// bit 1: let time pass between pieces), a piece-size byte, then the
+/// peer's byte stream, fed in pieces of that size with the crypto seam
+/// off. The connection answers like an application would: it accepts
+/// channels, grants requests, echoes data. It must never panic, an error
+/// must be final, and channels must exist only after login.
+pub fn connection(data: &[u8]) {
+    use crate::connection::{ClientConfig, Connection, Event, ServerConfig};
+    use core::time::Duration;
+
+    set_crypto_off(true);
+    let (Some(&mode), Some(&piece)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let stream = &data[2..];
+    let piece = usize::from(piece) + 1;
+    let Ok(key) = ssh_key::PrivateKey::from_openssh(TEST_KEY) else {
+        return;
+    };
+    let rng = alloc::boxed::Box::new(TestRng(u64::from(mode)));
+    let made = if mode & 1 == 0 {
+        let config = ServerConfig::new(alloc::vec![key], alloc::boxed::Box::new(AllowAll));
+        Connection::server(config, Duration::ZERO, rng)
+    } else {
+        let config = ClientConfig::new(
+            "fuzz",
+            alloc::vec![key],
+            alloc::boxed::Box::new(crate::transport::AcceptAnyHostKey),
+        );
+        Connection::client(config, Duration::ZERO, rng)
+    };
+    let Ok(mut conn) = made else { return };
+    let mut now = Duration::ZERO;
+    let mut logged_in = false;
+    for chunk in stream.chunks(piece) {
+        if mode & 2 != 0 {
+            now += Duration::from_secs(600);
+            let _ = conn.handle_timeout(now);
+        }
+        let result = conn.handle_input(chunk, now);
+        while conn.poll_transmit().is_some() {}
+        while let Some(ev) = conn.poll_event() {
+            match ev {
+                Event::Authenticated { .. } => logged_in = true,
+                Event::Channel(ev) => {
+                    assert!(logged_in, "channel event before login");
+                    answer(&mut conn, ev);
+                }
+                _ => {}
+            }
+        }
+        if conn.is_authenticated() {
+            assert!(logged_in, "logged in without saying so");
+        } else {
+            assert!(conn.channels().is_err());
+        }
+        if result.is_err() {
+            assert!(conn.is_closed(), "an error closes");
+            assert!(conn.handle_input(chunk, now).is_err() || chunk.is_empty() || conn.is_closed());
+            return;
+        }
+    }
+}
+
+/// What an application does with a channel event in the fuzz target.
+fn answer(conn: &mut crate::connection::Connection, ev: crate::channel::ChannelEvent) {
+    use crate::channel::ChannelEvent as E;
+    match ev {
+        E::OpenRequest { id, .. } => {
+            if let Ok(c) = conn.channels() {
+                let _ = c.accept_open(id);
+            }
+        }
+        E::Request {
+            id,
+            want_reply: true,
+            ..
+        } => {
+            if let Ok(c) = conn.channels() {
+                let _ = c.reply_request(id, true);
+            }
+        }
+        E::GlobalRequest {
+            want_reply: true, ..
+        } => {
+            if let Ok(c) = conn.channels() {
+                let _ = c.reply_global(true, Some(2222));
+            }
+        }
+        E::Data { id, data } => {
+            if let Ok(c) = conn.channels() {
+                let _ = c.consumed(id, data.len());
+            }
+            let _ = conn.send_data(id, &data);
+        }
+        E::Eof { id } => {
+            if let Ok(c) = conn.channels() {
+                let _ = c.send_eof(id);
+                let _ = c.close(id);
+            }
+        }
+        _ => {}
+    }
+}

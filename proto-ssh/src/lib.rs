@@ -37,3 +37,17 @@ pub mod sig;
 pub mod transport;
 pub mod version;
 pub mod wire;
+
+/// The crypto seam: whether signatures go unchecked and NEWKEYS leaves
+/// packets in the clear, so that fuzzers can reach every state. Always
+/// under cargo-fuzz's `cfg(fuzzing)`; with the `fuzzing` feature, when a
+/// test asks ([`fuzzing::set_crypto_off`]); never in a normal build.
+#[inline]
+pub(crate) fn crypto_off() -> bool {
+    #[cfg(fuzzing)]
+    return true;
+    #[cfg(all(not(fuzzing), feature = "fuzzing"))]
+    return fuzzing::CRYPTO_OFF.load(core::sync::atomic::Ordering::Relaxed);
+    #[cfg(all(not(fuzzing), not(feature = "fuzzing")))]
+    return false;
+}
