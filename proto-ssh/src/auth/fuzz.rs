@@ -86,11 +86,30 @@ impl AuthPolicy for BitPolicy {
 /// end of the input).
 ///
 /// Panics if a side breaks an invariant: a token the policy did not
-/// grant, two tokens, a message of the wrong role queued, output after
-/// success, or an error that is not final.
+/// grant, two tokens, a message of the wrong role queued, or output after
+/// success.
 pub fn auth(data: &[u8]) {
+    run(data);
+}
+
+/// How a run of [`auth`] ended; the seed generator checks that each seed
+/// goes where its name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Outcome {
+    /// The server made an [`super::Authenticated`] token.
+    pub server_authenticated: bool,
+    /// The client saw USERAUTH_SUCCESS.
+    pub client_authenticated: bool,
+    /// The server returned an error.
+    pub server_error: bool,
+    /// The client returned an error.
+    pub client_error: bool,
+}
+
+/// [`auth`], returning how it ended.
+pub fn run(data: &[u8]) -> Outcome {
     let Some((ctl, mut rest)) = data.split_first_chunk::<CONTROL_LEN>() else {
-        return;
+        return Outcome::default();
     };
     let config = ServerAuthConfig {
         banner: (ctl[0] & CTL_BANNER != 0).then(|| "fuzz\r\n".into()),
@@ -110,9 +129,11 @@ pub fn auth(data: &[u8]) {
         client_dead: false,
         tokens: 0,
         client_success: false,
+        to_server: Vec::new(),
+        to_client: Vec::new(),
     };
     h.client.start();
-    h.check_client_output(&mut Vec::new());
+    h.check_client_output();
 
     while let Some((&t, after)) = rest.split_first() {
         let (len, after) = match after.split_first_chunk::<2>() {
@@ -122,8 +143,8 @@ pub fn auth(data: &[u8]) {
         let (frame, after) = after.split_at(len.min(after.len()));
         rest = after;
         match t % 4 {
-            tag::TO_SERVER => h.feed_server(frame, &mut Vec::new()),
-            tag::TO_CLIENT => h.feed_client(frame, &mut Vec::new()),
+            tag::TO_SERVER => h.feed_server(frame),
+            tag::TO_CLIENT => h.feed_client(frame),
             tag::PUMP => h.pump(),
             _ => {
                 let mut r = Reader::new(frame);
@@ -133,7 +154,12 @@ pub fn auth(data: &[u8]) {
             }
         }
     }
-    h.pump();
+    Outcome {
+        server_authenticated: h.server.is_authenticated(),
+        client_authenticated: h.client.is_authenticated(),
+        server_error: h.server_dead,
+        client_error: h.client_dead,
+    }
 }
 
 struct Harness {
@@ -144,12 +170,15 @@ struct Harness {
     client_dead: bool,
     tokens: u32,
     client_success: bool,
+    /// What the client queued and the pump has not delivered yet.
+    to_server: Vec<Vec<u8>>,
+    /// What the server queued and the pump has not delivered yet.
+    to_client: Vec<Vec<u8>>,
 }
 
 impl Harness {
-    /// Feeds the server and checks what it queued; its payloads are
-    /// appended to `out`.
-    fn feed_server(&mut self, payload: &[u8], out: &mut Vec<Vec<u8>>) {
+    /// Feeds the server and checks what it queued.
+    fn feed_server(&mut self, payload: &[u8]) {
         if self.server_dead {
             return;
         }
@@ -160,7 +189,7 @@ impl Harness {
                 assert!(r.is_err(), "server accepted server-only message {n}");
             }
         }
-        let before = out.len();
+        let before = self.to_client.len();
         while let Some(p) = self.server.poll_payload() {
             let n = p.first().copied();
             assert!(
@@ -176,10 +205,10 @@ impl Harness {
                 ),
                 "server queued {n:?}"
             );
-            out.push(p);
+            self.to_client.push(p);
         }
         if was_done {
-            assert_eq!(out.len(), before, "server spoke after success");
+            assert_eq!(self.to_client.len(), before, "server spoke after success");
         }
         while let Some(e) = self.server.poll_event() {
             if let ServerAuthEvent::Authenticated(token) = e {
@@ -205,7 +234,7 @@ impl Harness {
     }
 
     /// Feeds the client and checks what it queued.
-    fn feed_client(&mut self, payload: &[u8], out: &mut Vec<Vec<u8>>) {
+    fn feed_client(&mut self, payload: &[u8]) {
         if self.client_dead {
             return;
         }
@@ -216,22 +245,22 @@ impl Harness {
                 assert!(r.is_err(), "client accepted client-only message {n}");
             }
         }
-        let before = out.len();
-        self.check_client_output(out);
+        let before = self.to_server.len();
+        self.check_client_output();
         if was_done {
-            assert_eq!(out.len(), before, "client spoke after success");
+            assert_eq!(self.to_server.len(), before, "client spoke after success");
         }
         self.client_dead = r.is_err();
     }
 
-    fn check_client_output(&mut self, out: &mut Vec<Vec<u8>>) {
+    fn check_client_output(&mut self) {
         while let Some(p) = self.client.poll_payload() {
             let n = p.first().copied();
             assert!(
                 matches!(n, Some(msg::SERVICE_REQUEST | msg::USERAUTH_REQUEST)),
                 "client queued {n:?}"
             );
-            out.push(p);
+            self.to_server.push(p);
         }
         while let Some(e) = self.client.poll_event() {
             if e == ClientAuthEvent::Success {
@@ -244,20 +273,16 @@ impl Harness {
 
     /// Delivers queued payloads both ways until both sides are quiet.
     fn pump(&mut self) {
-        let mut to_server = Vec::new();
-        self.check_client_output(&mut to_server);
-        // Each round answers one message; a login takes fewer than 20.
+        // Each round is one exchange; a login takes fewer than ten.
         for _ in 0..64 {
-            if to_server.is_empty() {
+            if self.to_server.is_empty() && self.to_client.is_empty() {
                 break;
             }
-            let mut to_client = Vec::new();
-            for p in &to_server {
-                self.feed_server(p, &mut to_client);
+            for p in core::mem::take(&mut self.to_server) {
+                self.feed_server(&p);
             }
-            to_server.clear();
-            for p in &to_client {
-                self.feed_client(p, &mut to_server);
+            for p in core::mem::take(&mut self.to_client) {
+                self.feed_client(&p);
             }
         }
     }

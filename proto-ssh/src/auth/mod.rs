@@ -24,7 +24,14 @@
 //!   signature is verified before the policy is asked in both cases
 //!   (CVE-2018-15473);
 //! - every message is parsed to its last byte: truncated messages and
-//!   trailing bytes are protocol errors.
+//!   trailing bytes are protocol errors (requests for methods we do not
+//!   offer, whose fields we do not know, are refused unparsed);
+//! - sizes are bounded by the packet layer (256 KiB), user names by
+//!   [`server::MAX_USER_LEN`], RSA keys by ssh-key (2048 to 4096 bits).
+//!
+//! The server's decisions beyond the RFC (attempt counting, other
+//! services) are in the [`server`] module documentation. `fuzz` (feature
+//! `fuzzing`) drives both sides from arbitrary bytes.
 
 use alloc::vec::Vec;
 use core::fmt;

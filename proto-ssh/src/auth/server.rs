@@ -34,9 +34,8 @@ use crate::wire::{Put, Reader, WireError};
 /// allows 256 bytes (LOGIN_NAME_MAX); this leaves room for domains.
 pub const MAX_USER_LEN: usize = 1024;
 
-/// The application's decisions about who may log in.
-///
-/// Both methods default to refusal where they have a default.
+/// The application's decisions about who may log in. `none` is refused
+/// unless [`AuthPolicy::allow_none`] is overridden.
 pub trait AuthPolicy {
     /// Whether `user` may log in with `key`. Asked for a publickey query
     /// (the answer is then PK_OK, which authenticates nothing), and for a
@@ -55,7 +54,7 @@ pub trait AuthPolicy {
 pub struct ServerAuthConfig {
     /// Text sent as USERAUTH_BANNER before the first answer to a request.
     pub banner: Option<String>,
-    /// Failed attempts after which the client is disconnected.
+    /// Failed attempts after which the client is disconnected; 0 acts as 1.
     pub max_attempts: u32,
 }
 
