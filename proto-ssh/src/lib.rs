@@ -1,23 +1,23 @@
 //! Sans-IO SSH-2, client and server roles.
 //!
-//! This crate will hold the whole SSH-2 protocol as deterministic state
-//! machines in the style of quinn-proto: transport (RFC 4253) with strict
-//! kex, user authentication (RFC 4252) and the connection protocol
-//! (RFC 4254). It does no I/O: the caller feeds bytes, time and randomness in
-//! and polls bytes and events out. The work is tracked by the SSH-core issue.
+//! The whole SSH-2 protocol as deterministic state machines in the style
+//! of quinn-proto: bytes, time and randomness go in; bytes and events come
+//! out. No I/O, threads or clocks; the runtimes own those.
 //!
-//! What exists so far is the transport's byte level:
-//! - [`version`]: the identification exchange (RFC 4253 §4.2);
-//! - [`cipher`]: the packet ciphers, `chacha20-poly1305@openssh.com`,
-//!   `aes256-gcm@openssh.com`, `aes128-gcm@openssh.com` and `none`;
-//! - [`packet`]: the binary packet protocol (RFC 4253 §6) over those
-//!   ciphers, with sequence numbers and the length checks done before
-//!   anything is buffered or decrypted.
-//!
-//! Still to come: message encoding, key exchange (`mlkem768x25519-sha256`,
-//! `curve25519-sha256`, strict kex, ext-info), rekeying, user
-//! authentication, channels, and the connection state machine tying them
-//! together.
+//! - [`connection`]: one connection, client or server, tying the layers
+//!   together behind `handle_input` / `handle_timeout` / `poll_transmit` /
+//!   `poll_event` / `poll_timeout`;
+//! - [`transport`]: RFC 4253 with strict kex, rekeying and the bounded
+//!   queue; [`kex`]: negotiation, `mlkem768x25519-sha256` and
+//!   `curve25519-sha256`, the exchange hash and key derivation;
+//! - [`version`], [`packet`], [`cipher`]: the identification line, the
+//!   binary packet protocol and the AEAD ciphers;
+//! - [`auth`]: RFC 4252, `none` and `publickey`, with the server's
+//!   [`auth::Authenticated`] proof;
+//! - [`channel`]: RFC 4254 channels, requests and flow control;
+//! - [`sig`], [`wire`], [`msg`]: signatures, encodings, message numbers;
+//! - with the `fuzzing` feature: the fuzz entry points and the in-memory
+//!   client/server `pair` driver.
 #![no_std]
 
 extern crate alloc;

@@ -11,7 +11,6 @@ use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -19,7 +18,9 @@ use proto_ssh::auth::AuthPolicy;
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::ServerConfig;
 use runtime_std::pty::{self, WinSize};
-use runtime_std::ssh::{signal_name, splice_tcp, write_all, Channel, Incoming, SshConnection};
+use runtime_std::ssh::{
+    signal_name, splice_tcp, write_all, Channel, Incoming, RemoteForward, SshConnection,
+};
 use ssh_key::public::KeyData;
 use ssh_key::{PrivateKey, PublicKey};
 
@@ -135,7 +136,7 @@ fn main() -> ExitCode {
 
 /// Serves one connection until it ends.
 fn serve(conn: SshConnection) {
-    let mut forwards: Vec<Forward> = Vec::new();
+    let mut forwards: Vec<RemoteForward> = Vec::new();
     while let Some(inc) = conn.accept() {
         match inc {
             Incoming::Channel(p) => match p.kind.clone() {
@@ -170,9 +171,9 @@ fn serve(conn: SshConnection) {
             } => {
                 let (ok, port) = match request {
                     GlobalRequest::TcpipForward { address, port } => {
-                        match Forward::start(&conn, &address, port) {
+                        match RemoteForward::start(&conn, &address, port) {
                             Ok(f) => {
-                                let bound = f.port;
+                                let bound = f.port();
                                 forwards.push(f);
                                 (true, (port == 0).then_some(bound))
                             }
@@ -184,7 +185,7 @@ fn serve(conn: SshConnection) {
                     }
                     GlobalRequest::CancelTcpipForward { address, port } => {
                         let before = forwards.len();
-                        forwards.retain(|f| !(f.address == address && f.port == port));
+                        forwards.retain(|f| !(f.address() == address && f.port() == port));
                         (forwards.len() < before, None)
                     }
                     _ => (false, None),
@@ -193,61 +194,6 @@ fn serve(conn: SshConnection) {
                     let _ = conn.reply_global(ok, port);
                 }
             }
-        }
-    }
-}
-
-/// A listener made for tcpip-forward; dropping it stops it.
-struct Forward {
-    address: String,
-    port: u32,
-    stop: Arc<AtomicBool>,
-}
-
-impl Forward {
-    fn start(conn: &SshConnection, address: &str, port: u32) -> io::Result<Self> {
-        let bind = match address {
-            "" | "localhost" => "127.0.0.1",
-            a => a,
-        };
-        let port16 = u16::try_from(port).map_err(|_| io::Error::other("bad port"))?;
-        let listener = TcpListener::bind((bind, port16))?;
-        let bound = u32::from(listener.local_addr()?.port());
-        let stop = Arc::new(AtomicBool::new(false));
-        let (conn, stop2, address2) = (conn.clone(), stop.clone(), address.to_string());
-        thread::spawn(move || {
-            for stream in listener.incoming() {
-                if stop2.load(Ordering::SeqCst) || conn.is_closed() {
-                    break;
-                }
-                let Ok(stream) = stream else { continue };
-                let (oh, op) = match stream.peer_addr() {
-                    Ok(a) => (a.ip().to_string(), u32::from(a.port())),
-                    Err(_) => (String::new(), 0),
-                };
-                let conn = conn.clone();
-                let address = address2.clone();
-                thread::spawn(move || {
-                    if let Ok(ch) = conn.open_forwarded_tcpip(&address, bound, &oh, op) {
-                        let _ = splice_tcp(ch, stream);
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            address: address.to_string(),
-            port: if port == 0 { bound } else { port },
-            stop,
-        })
-    }
-}
-
-impl Drop for Forward {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop so that it sees the flag.
-        if let Ok(port) = u16::try_from(self.port) {
-            let _ = TcpStream::connect(("127.0.0.1", port));
         }
     }
 }

@@ -1,11 +1,13 @@
-//! Joins a channel to a TCP connection, both ways, as port forwarding
-//! needs (tcpip-forward, direct-tcpip).
+//! Port forwarding: a channel joined to a TCP connection both ways, and
+//! the listener of a `tcpip-forward` on the server side.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 
-use super::Channel;
+use super::{Channel, SshConnection};
 
 /// Copies `stream` to `channel` and back until both directions end; EOF
 /// on one side becomes EOF on the other. Returns when both are done.
@@ -51,4 +53,74 @@ pub fn write_all(channel: &Channel, mut data: &[u8]) -> io::Result<()> {
         data = &data[n..];
     }
     Ok(())
+}
+
+/// The server side of `tcpip-forward` (RFC 4254 §7.1): a listener on this
+/// host whose connections go back to the client. Dropping it stops it.
+#[derive(Debug)]
+pub struct RemoteForward {
+    address: String,
+    port: u32,
+    stop: Arc<AtomicBool>,
+}
+
+impl RemoteForward {
+    /// Listens on `address:port` (port 0: any free port) on this host;
+    /// each connection to it becomes a `forwarded-tcpip` channel to the
+    /// peer, joined to the TCP connection.
+    pub fn start(conn: &SshConnection, address: &str, port: u32) -> io::Result<Self> {
+        let bind = match address {
+            "" | "localhost" => "127.0.0.1",
+            a => a,
+        };
+        let port16 = u16::try_from(port).map_err(|_| io::Error::other("bad port"))?;
+        let listener = TcpListener::bind((bind, port16))?;
+        let bound = u32::from(listener.local_addr()?.port());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (conn, stop2, address2) = (conn.clone(), stop.clone(), address.to_string());
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) || conn.is_closed() {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let (oh, op) = match stream.peer_addr() {
+                    Ok(a) => (a.ip().to_string(), u32::from(a.port())),
+                    Err(_) => (String::new(), 0),
+                };
+                let conn = conn.clone();
+                let address = address2.clone();
+                thread::spawn(move || {
+                    if let Ok(ch) = conn.open_forwarded_tcpip(&address, bound, &oh, op) {
+                        let _ = splice_tcp(ch, stream);
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            address: address.to_string(),
+            port: if port == 0 { bound } else { port },
+            stop,
+        })
+    }
+
+    /// The address asked for.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// The port listened on.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+}
+
+impl Drop for RemoteForward {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so that it sees the flag.
+        if let Ok(port) = u16::try_from(self.port) {
+            let _ = TcpStream::connect(("127.0.0.1", port));
+        }
+    }
 }

@@ -30,7 +30,7 @@ use rand_core::OsRng;
 pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
 };
-pub use self::forward::{splice_tcp, write_all};
+pub use self::forward::{splice_tcp, write_all, RemoteForward};
 use self::state::State;
 
 /// A connection-level happening the application acts on.
