@@ -54,16 +54,11 @@ pub struct Keepalive {
     pub max_missed: u32,
 }
 
-/// A client's settings.
-pub struct ClientConfig {
-    /// The user to log in as.
-    pub user: String,
-    /// The keys to try, in order.
-    pub keys: Vec<PrivateKey>,
+/// The settings both roles have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Common {
     /// Algorithm preferences.
     pub prefs: Preferences,
-    /// The host key check.
-    pub host_key_check: Box<dyn HostKeyCheck + Send>,
     /// Automatic rekeying.
     pub rekey: RekeyLimits,
     /// Channel windows and limits.
@@ -72,6 +67,32 @@ pub struct ClientConfig {
     pub keepalive: Option<Keepalive>,
     /// Our identification's software version.
     pub software_version: String,
+}
+
+impl Common {
+    /// Our defaults with `prefs`: 1 GiB / 1 h rekeying, 8 MiB windows, no
+    /// keepalive.
+    pub fn new(prefs: Preferences) -> Self {
+        Self {
+            prefs,
+            rekey: RekeyLimits::default(),
+            channels: ChannelConfig::default(),
+            keepalive: None,
+            software_version: DEFAULT_SOFTWARE_VERSION.into(),
+        }
+    }
+}
+
+/// A client's settings.
+pub struct ClientConfig {
+    /// The user to log in as.
+    pub user: String,
+    /// The keys to try, in order.
+    pub keys: Vec<PrivateKey>,
+    /// The host key check.
+    pub host_key_check: Box<dyn HostKeyCheck + Send>,
+    /// Algorithms, rekeying, channels, keepalives.
+    pub common: Common,
 }
 
 impl ClientConfig {
@@ -85,12 +106,8 @@ impl ClientConfig {
         Self {
             user: user.into(),
             keys,
-            prefs: Preferences::all(SigAlg::VERIFY_ALL.to_vec()),
             host_key_check,
-            rekey: RekeyLimits::default(),
-            channels: ChannelConfig::default(),
-            keepalive: None,
-            software_version: DEFAULT_SOFTWARE_VERSION.into(),
+            common: Common::new(Preferences::all(SigAlg::VERIFY_ALL.to_vec())),
         }
     }
 }
@@ -100,7 +117,7 @@ impl fmt::Debug for ClientConfig {
         f.debug_struct("ClientConfig")
             .field("user", &self.user)
             .field("keys", &self.keys.len())
-            .field("prefs", &self.prefs)
+            .field("common", &self.common)
             .finish_non_exhaustive()
     }
 }
@@ -109,20 +126,12 @@ impl fmt::Debug for ClientConfig {
 pub struct ServerConfig {
     /// Host keys; the algorithms offered follow from them.
     pub host_keys: Vec<PrivateKey>,
-    /// Algorithm preferences.
-    pub prefs: Preferences,
     /// Banner and attempt limit.
     pub auth: ServerAuthConfig,
     /// Who may log in.
     pub policy: Box<dyn AuthPolicy + Send>,
-    /// Automatic rekeying.
-    pub rekey: RekeyLimits,
-    /// Channel windows and limits.
-    pub channels: ChannelConfig,
-    /// Keepalive probes, if any.
-    pub keepalive: Option<Keepalive>,
-    /// Our identification's software version.
-    pub software_version: String,
+    /// Algorithms, rekeying, channels, keepalives.
+    pub common: Common,
 }
 
 impl ServerConfig {
@@ -138,13 +147,9 @@ impl ServerConfig {
         }
         Self {
             host_keys,
-            prefs: Preferences::all(host_algs),
             auth: ServerAuthConfig::default(),
             policy,
-            rekey: RekeyLimits::default(),
-            channels: ChannelConfig::default(),
-            keepalive: None,
-            software_version: DEFAULT_SOFTWARE_VERSION.into(),
+            common: Common::new(Preferences::all(host_algs)),
         }
     }
 }
@@ -153,8 +158,8 @@ impl fmt::Debug for ServerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerConfig")
             .field("host_keys", &self.host_keys.len())
-            .field("prefs", &self.prefs)
             .field("auth", &self.auth)
+            .field("common", &self.common)
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +331,14 @@ enum Phase {
     Closed,
 }
 
+/// What differs between the roles when a connection is made.
+struct Side {
+    role: Role,
+    host_keys: Vec<PrivateKey>,
+    host_key_check: Box<dyn HostKeyCheck + Send>,
+    policy: Option<Box<dyn AuthPolicy + Send>>,
+}
+
 /// Role-specific settings kept until the auth layer starts.
 enum Pending {
     Client { user: String, keys: Vec<PrivateKey> },
@@ -366,91 +379,71 @@ impl Connection {
     pub fn client(
         config: ClientConfig,
         now: Duration,
-        mut rng: Box<dyn CryptoRngCore + Send>,
+        rng: Box<dyn CryptoRngCore + Send>,
     ) -> Result<Self, Error> {
-        let transport = Transport::new(
-            TransportConfig {
-                role: Role::Client,
-                prefs: config.prefs,
-                host_keys: Vec::new(),
-                host_key_check: config.host_key_check,
-                rekey: config.rekey,
-                software_version: config.software_version,
-            },
-            now,
-            &mut *rng,
-        )?;
-        Ok(Self::build(
-            Role::Client,
-            transport,
-            Pending::Client {
-                user: config.user,
-                keys: config.keys,
-            },
-            None,
-            config.channels,
-            config.keepalive,
-            now,
-            rng,
-        ))
+        let pending = Pending::Client {
+            user: config.user,
+            keys: config.keys,
+        };
+        let side = Side {
+            role: Role::Client,
+            host_keys: Vec::new(),
+            host_key_check: config.host_key_check,
+            policy: None,
+        };
+        Self::build(side, config.common, pending, now, rng)
     }
 
     /// A server connection.
     pub fn server(
         config: ServerConfig,
         now: Duration,
+        rng: Box<dyn CryptoRngCore + Send>,
+    ) -> Result<Self, Error> {
+        let side = Side {
+            role: Role::Server,
+            host_keys: config.host_keys,
+            host_key_check: Box::new(crate::transport::AcceptAnyHostKey),
+            policy: Some(config.policy),
+        };
+        let pending = Pending::Server { auth: config.auth };
+        Self::build(side, config.common, pending, now, rng)
+    }
+
+    fn build(
+        side: Side,
+        common: Common,
+        pending: Pending,
+        now: Duration,
         mut rng: Box<dyn CryptoRngCore + Send>,
     ) -> Result<Self, Error> {
         let transport = Transport::new(
             TransportConfig {
-                role: Role::Server,
-                prefs: config.prefs,
-                host_keys: config.host_keys,
-                host_key_check: Box::new(crate::transport::AcceptAnyHostKey),
-                rekey: config.rekey,
-                software_version: config.software_version,
+                role: side.role,
+                prefs: common.prefs,
+                host_keys: side.host_keys,
+                host_key_check: side.host_key_check,
+                rekey: common.rekey,
+                software_version: common.software_version,
             },
             now,
             &mut *rng,
         )?;
-        Ok(Self::build(
-            Role::Server,
-            transport,
-            Pending::Server { auth: config.auth },
-            Some(config.policy),
-            config.channels,
-            config.keepalive,
-            now,
-            rng,
-        ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn build(
-        role: Role,
-        transport: Transport,
-        pending: Pending,
-        policy: Option<Box<dyn AuthPolicy + Send>>,
-        channel_config: ChannelConfig,
-        keepalive: Option<Keepalive>,
-        now: Duration,
-        rng: Box<dyn CryptoRngCore + Send>,
-    ) -> Self {
-        Self {
-            role,
+        Ok(Self {
+            role: side.role,
             transport,
             phase: Phase::Kex,
             pending,
-            policy,
-            channel_config,
+            policy: side.policy,
+            channel_config: common.channels,
             rng,
             events: VecDeque::new(),
-            keepalive,
+            keepalive: common.keepalive,
             last_input: now,
             missed: 0,
             now,
             error: None,
-        }
+        })
     }
 
     /// Our role.
@@ -706,6 +699,9 @@ impl Connection {
         let payload = &packet.payload;
         let n = payload.first().copied().unwrap_or(0);
         match n {
+            // We send nothing the peer may lack, so an UNIMPLEMENTED
+            // answer changes nothing (RFC 4253 §11.4).
+            msg::UNIMPLEMENTED => Ok(()),
             msg::SERVICE_REQUEST | msg::SERVICE_ACCEPT | 50..=79 => self.dispatch_auth(payload),
             msg::EXT_INFO => {
                 if let Phase::ClientAuth(auth) = &mut self.phase {

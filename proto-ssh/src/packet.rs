@@ -105,6 +105,40 @@ fn check_length(cipher: &PacketCipher, length: u32) -> Result<(), PacketError> {
     Ok(())
 }
 
+/// The accessors both directions share: the cipher in force and the
+/// sequence number. NEWKEYS replaces the cipher between packets (the
+/// opener stops after each one), and strict kex resets the number.
+macro_rules! direction_keys {
+    ($t:ty) => {
+        impl $t {
+            /// Installs the cipher of a new key exchange, for the next
+            /// packet on.
+            pub fn set_cipher(&mut self, cipher: PacketCipher) {
+                self.cipher = cipher;
+            }
+
+            /// The cipher in force.
+            pub fn cipher(&self) -> &PacketCipher {
+                &self.cipher
+            }
+
+            /// The sequence number the next packet will have.
+            pub fn seq(&self) -> u32 {
+                self.seq
+            }
+
+            /// Sets the next sequence number to 0, as strict kex does
+            /// after NEWKEYS.
+            pub fn reset_seq(&mut self) {
+                self.seq = 0;
+            }
+        }
+    };
+}
+
+direction_keys!(Sealer);
+direction_keys!(Opener);
+
 /// Frames outgoing payloads for one direction.
 #[derive(Debug)]
 pub struct Sealer {
@@ -116,26 +150,6 @@ impl Sealer {
     /// A sealer starting at sequence number 0 with `cipher`.
     pub fn new(cipher: PacketCipher) -> Self {
         Self { cipher, seq: 0 }
-    }
-
-    /// Installs the cipher of a new key exchange, for the next packet on.
-    pub fn set_cipher(&mut self, cipher: PacketCipher) {
-        self.cipher = cipher;
-    }
-
-    /// The cipher in force.
-    pub fn cipher(&self) -> &PacketCipher {
-        &self.cipher
-    }
-
-    /// The sequence number the next packet will have.
-    pub fn seq(&self) -> u32 {
-        self.seq
-    }
-
-    /// Sets the next sequence number to 0, as strict kex does after NEWKEYS.
-    pub fn reset_seq(&mut self) {
-        self.seq = 0;
     }
 
     /// Appends `payload` as one packet to `out`, padded with bytes from
@@ -235,28 +249,6 @@ impl Opener {
                 have: 0,
             },
         }
-    }
-
-    /// Installs the cipher of a new key exchange, for the next packet on.
-    /// Call it between packets (when [`buffered`](Self::buffered) is 0):
-    /// [`feed`](Self::feed) stops after each one, and NEWKEYS ends one.
-    pub fn set_cipher(&mut self, cipher: PacketCipher) {
-        self.cipher = cipher;
-    }
-
-    /// The cipher in force.
-    pub fn cipher(&self) -> &PacketCipher {
-        &self.cipher
-    }
-
-    /// The sequence number the next packet will have.
-    pub fn seq(&self) -> u32 {
-        self.seq
-    }
-
-    /// Sets the next sequence number to 0, as strict kex does after NEWKEYS.
-    pub fn reset_seq(&mut self) {
-        self.seq = 0;
     }
 
     /// How many bytes of a partial packet are held.

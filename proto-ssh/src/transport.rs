@@ -562,10 +562,13 @@ impl Transport {
                     description,
                 })
             }
-            msg::IGNORE | msg::DEBUG | msg::UNIMPLEMENTED => {
+            msg::IGNORE | msg::DEBUG => {
                 // RFC 4253 §11: ignored (the content needs no checking).
                 Ok(None)
             }
+            // The peer's answer to something we sent: the layers above
+            // decide what it means.
+            msg::UNIMPLEMENTED => Ok(Some(packet)),
             20..=49 => {
                 self.handle_kex(n, packet, rng)?;
                 Ok(None)

@@ -32,8 +32,8 @@ impl proto_ssh::auth::AuthPolicy for AllowAll {
 fn pair(kex: KexAlg, cipher: CipherAlg) -> Pair {
     let key = ssh_key::PrivateKey::from_openssh(TEST_KEY).unwrap();
     let mut c = ClientConfig::new("fuzz", vec![key.clone()], Box::new(AcceptAnyHostKey));
-    c.prefs.kex = vec![kex];
-    c.prefs.ciphers = vec![cipher];
+    c.common.prefs.kex = vec![kex];
+    c.common.prefs.ciphers = vec![cipher];
     let s = ServerConfig::new(vec![key], Box::new(AllowAll));
     Pair::new(c, s, 42).unwrap()
 }

@@ -249,3 +249,25 @@ fn answers_held_during_key_exchange_are_sent_after() {
     assert_eq!(replies, 100);
     assert!(p.client_error.is_none() && p.server_error.is_none());
 }
+
+/// RFC 4253 §11: IGNORE and DEBUG are skipped, and a message nobody
+/// defines gets UNIMPLEMENTED with its sequence number; the connection
+/// goes on.
+#[test]
+fn ignore_debug_and_unknown_messages() {
+    let mut srv = raw_server();
+    let mut c = RawClient::new();
+    c.run(&mut srv);
+    c.send(b"\x02\x00\x00\x00\x03abc");
+    c.send(b"\x04\x00\x00\x00\x00\x05hello\x00\x00\x00\x00");
+    c.send(&[150, 1, 2, 3]);
+    let (err, got) = c.run(&mut srv);
+    assert!(err.is_none(), "{err:?}");
+    // Strict kex restarted the numbers at NEWKEYS: IGNORE is 0, DEBUG 1,
+    // the unknown message 2.
+    assert_eq!(got, vec![vec![3, 0, 0, 0, 2]]);
+    c.send(b"\x05\x00\x00\x00\x0cssh-userauth");
+    let (err, got) = c.run(&mut srv);
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(got[0][0], 6, "SERVICE_ACCEPT after all that");
+}

@@ -32,8 +32,8 @@ fn every_kex_and_cipher_logs_in() {
     for &kex in KexAlg::ALL {
         for &cipher in CipherAlg::ALL {
             let mut c = client("sig_ed25519");
-            c.prefs.kex = vec![kex];
-            c.prefs.ciphers = vec![cipher];
+            c.common.prefs.kex = vec![kex];
+            c.common.prefs.ciphers = vec![cipher];
             let p = logged_in(c, server("sig_ed25519"));
             assert_eq!(kex_done(&p.client_events), vec![(kex, cipher, true)]);
             assert_eq!(kex_done(&p.server_events), vec![(kex, cipher, true)]);
@@ -170,9 +170,9 @@ fn exec_session_carries_data_status_and_close() {
 #[test]
 fn rekey_by_bytes_keeps_data_flowing() {
     let mut c = client("sig_ed25519");
-    c.rekey.bytes = 64 * 1024;
+    c.common.rekey.bytes = 64 * 1024;
     let mut s = server("sig_ed25519");
-    s.rekey.bytes = 96 * 1024;
+    s.common.rekey.bytes = 96 * 1024;
     let mut p = logged_in(c, s);
     let (cid, sid) = open_session(&mut p);
     let data: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7) as u8).collect();
@@ -206,7 +206,7 @@ fn rekey_by_time() {
 
 fn keepalive_client() -> ClientConfig {
     let mut c = client("sig_ed25519");
-    c.keepalive = Some(Keepalive {
+    c.common.keepalive = Some(Keepalive {
         interval: Duration::from_secs(1),
         max_missed: 2,
     });
@@ -266,9 +266,9 @@ fn refused_host_key_ends_both_sides() {
 #[test]
 fn pq_only_server_refuses_classical_client() {
     let mut c = client("sig_ed25519");
-    c.prefs.kex = vec![KexAlg::Curve25519];
+    c.common.prefs.kex = vec![KexAlg::Curve25519];
     let mut s = server("sig_ed25519");
-    s.prefs = s.prefs.pq_only();
+    s.common.prefs = s.common.prefs.pq_only();
     let mut p = Pair::new(c, s, 4).unwrap();
     p.drive(20);
     assert_eq!(

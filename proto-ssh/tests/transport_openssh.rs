@@ -7,11 +7,14 @@
 // Test code: a failed expectation should stop the test with a message.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::key;
 use proto_ssh::fuzzing::TestRng;
 use proto_ssh::kex::negotiate::Preferences;
 use proto_ssh::sig::SigAlg;
@@ -19,15 +22,6 @@ use proto_ssh::transport::{AcceptAnyHostKey, RekeyLimits, Transport, TransportCo
 use proto_ssh::version::Role;
 
 const SERVICE_REQUEST: u8 = 5;
-
-fn host_key() -> ssh_key::PrivateKey {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/keys/sig_ed25519"
-    ))
-    .unwrap();
-    ssh_key::PrivateKey::from_openssh(text).unwrap()
-}
 
 fn run(kex: &str, cipher: &str) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -68,7 +62,7 @@ fn run(kex: &str, cipher: &str) {
     let config = TransportConfig {
         role: Role::Server,
         prefs: Preferences::all(vec![SigAlg::Ed25519]),
-        host_keys: vec![host_key()],
+        host_keys: vec![key("sig_ed25519")],
         host_key_check: Box::new(AcceptAnyHostKey),
         rekey: RekeyLimits::default(),
         software_version: proto_ssh::version::DEFAULT_SOFTWARE_VERSION.into(),

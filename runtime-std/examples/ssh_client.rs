@@ -98,7 +98,7 @@ fn run() -> Result<u8, String> {
     let mut config = ClientConfig::new(&args.user, keys, Box::new(AcceptAnyHostKey));
     if let Some(c) = &args.cipher {
         let alg = CipherAlg::from_name(c).ok_or(format!("unknown cipher {c}"))?;
-        config.prefs.ciphers = vec![alg];
+        config.common.prefs.ciphers = vec![alg];
     }
     if let Some(k) = &args.kex {
         let alg = KexAlg::ALL
@@ -106,13 +106,13 @@ fn run() -> Result<u8, String> {
             .copied()
             .find(|a| a.name() == k)
             .ok_or(format!("unknown kex {k}"))?;
-        config.prefs.kex = vec![alg];
+        config.common.prefs.kex = vec![alg];
     }
     if args.pq_only {
-        config.prefs = config.prefs.pq_only();
+        config.common.prefs = config.common.prefs.pq_only();
     }
     if let Some(n) = args.rekey_bytes {
-        config.rekey.bytes = n;
+        config.common.rekey.bytes = n;
     }
     let stream = TcpStream::connect((args.host.as_str(), args.port))
         .map_err(|e| format!("connect to {}:{}: {e}", args.host, args.port))?;

@@ -118,7 +118,7 @@ fn main() -> ExitCode {
         let mut config =
             ServerConfig::new(vec![host.clone()], Box::new(Authorized((*keys).clone())));
         if args.pq_only {
-            config.prefs = config.prefs.pq_only();
+            config.common.prefs = config.common.prefs.pq_only();
         }
         thread::spawn(move || {
             let peer = stream

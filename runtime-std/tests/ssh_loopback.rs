@@ -155,3 +155,60 @@ fn remote_forward_comes_back_to_the_client() {
     assert_eq!(got, "hello world");
     conn.disconnect("done");
 }
+
+/// The driver runs over any Read + Write pair, here a Unix socket pair
+/// split in halves.
+#[test]
+fn runs_over_any_byte_stream() {
+    use proto_ssh::connection::Connection;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration as D;
+
+    let (a, b) = UnixStream::pair().unwrap();
+    let allowed = key().public_key().key_data().clone();
+    let server = Connection::server(
+        ServerConfig::new(vec![key()], Box::new(Only(allowed))),
+        D::ZERO,
+        Box::new(rand_core::OsRng),
+    )
+    .unwrap();
+    let client = Connection::client(
+        ClientConfig::new("me", vec![key()], Box::new(AcceptAnyHostKey)),
+        D::ZERO,
+        Box::new(rand_core::OsRng),
+    )
+    .unwrap();
+    let (ar, br) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let (ac, bc) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let srv = SshConnection::run(
+        server,
+        ar,
+        a,
+        Box::new(move || {
+            let _ = ac.shutdown(std::net::Shutdown::Both);
+        }),
+    );
+    let cli = SshConnection::run(
+        client,
+        br,
+        b,
+        Box::new(move || {
+            let _ = bc.shutdown(std::net::Shutdown::Both);
+        }),
+    );
+    cli.wait_authenticated(Duration::from_secs(30)).unwrap();
+    thread::spawn(move || {
+        if let Some(Incoming::Channel(p)) = srv.accept() {
+            let ch = p.accept().unwrap();
+            write_all(&ch, b"over a socket pair").unwrap();
+            ch.send_eof().unwrap();
+            ch.close().unwrap();
+        }
+    });
+    let ch = cli.open_session().unwrap();
+    let mut got = String::new();
+    ch.reader().read_to_string(&mut got).unwrap();
+    assert_eq!(got, "over a socket pair");
+    cli.disconnect("done");
+    cli.wait_closed();
+}
