@@ -339,8 +339,9 @@ group_ossh_ours() {
 			timeout -k 5 60 script -q -e -c "stty rows 30 cols 100; exec $sshcmd" /dev/null \
 				>"$W/$n.out" 2>"$W/$n.err" || rc=$?
 		# The terminal shows the typed lines first (echoed before the shell
-		# reads them), then each output after a prompt: "# 42".
-		tr -d '\r' <"$W/$n.out" >"$W/$n.txt"
+		# reads them), then each output after a prompt: "# 42". Terminal
+		# escapes (bash's bracketed paste mode) are dropped.
+		tr -d '\r' <"$W/$n.out" | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g' >"$W/$n.txt"
 		local l42 lsz
 		l42=$(grep -cE '(^|[#$>] )42$' "$W/$n.txt" || true)
 		lsz=$(grep -cE '(^|[#$>] )30 100$' "$W/$n.txt" || true)
