@@ -10,18 +10,21 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
 #   test       cargo test --workspace
-#   build      cargo build --release -p cpu-bins --bin cpu9p
+#   build      cargo build --release -p cpu-bins --bin cpu9p, and (step
+#              build-ssh) cargo build --release -p runtime-std --examples
+#              (ssh_server, ssh_client) unless CPU_RS_SSH_INTEROP=0
 #   clients    tests/scripts/diod-clients.sh   (diodls/diodcat, host side)
 #   workload   tests/scripts/guest-workload.sh (Linux 9p client in QEMU)
 #   fstests    tests/scripts/fs-suites.sh      (pjdfstest + fsx in QEMU)
 #   diff       tests/scripts/differential.sh   (diod vs ours, same workload)
 #   ssh-interop tests/scripts/ssh/interop.sh   (our SSH server/client against
-#              OpenSSH 9.2 and 10, paramiko, asyncssh, ssh-audit). Opt-in for
-#              now: only with CPU_RS_SSH_INTEROP=1 (then setup also installs
-#              its needs: interop.sh --setup). Builds nothing; uses
-#              OUR_SSHD (default target/release/examples/ssh_server) and
-#              OUR_SSH (default target/release/examples/ssh_client), and
-#              SKIPs what is missing.
+#              OpenSSH 9.2 and 10, paramiko, asyncssh, ssh-audit). On by
+#              default; CPU_RS_SSH_INTEROP=0 turns it off, together with its
+#              setup (interop.sh --setup: openssh-server, a Python venv in
+#              ~/.cache/cpu-rs/venv, the OpenSSH 10 chroot in
+#              ~/.cache/openssh10; about 2 minutes on a fresh machine) and
+#              build-ssh. Uses OUR_SSHD (default target/release/examples/
+#              ssh_server) and OUR_SSH (default .../ssh_client).
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -77,6 +80,7 @@ step() {
 	return "$rc"
 }
 
+ssh_interop_on() { [ "${CPU_RS_SSH_INTEROP:-1}" != 0 ]; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
@@ -105,7 +109,7 @@ setup() {
 	done
 	[ -x "$VM_DIR/build-image.sh" ] || { echo "no VM harness in $VM_DIR (set VM_DIR)"; return 1; }
 	"$VM_DIR/build-image.sh" > /dev/null || return 1
-	if [ "${CPU_RS_SSH_INTEROP:-0}" = 1 ]; then
+	if ssh_interop_on; then
 		"$REPO/tests/scripts/ssh/interop.sh" --setup || return 1
 	fi
 	echo "setup ok: $(diod -V 2>&1 | head -n 1 || true); pjdfstest, fsx in $TOOLS_BIN; image $(cat "${VM_OUT:-$HOME/.cache/vm-harness}/image/kernel-version")"
@@ -145,6 +149,10 @@ if [ "$FAILED" = 0 ]; then
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
 	fi
+	if ssh_interop_on && { wanted build || { wanted ssh-interop &&
+		[ ! -x "${CARGO_TARGET_DIR:-$REPO/target}/release/examples/ssh_server" ]; }; }; then
+		step build-ssh 1800 cargo build --release -p runtime-std --examples
+	fi
 	for k in $KINDS; do
 		wanted clients && step "clients-$k" 300 tests/scripts/diod-clients.sh "$k"
 	done
@@ -157,11 +165,12 @@ if [ "$FAILED" = 0 ]; then
 	if wanted diff && [ "$KINDS" = "ours diod" ]; then
 		step diff-diod-vs-ours 120 tests/scripts/differential.sh "$RESULTS" diod ours
 	fi
-	if wanted ssh-interop && [ "${CPU_RS_SSH_INTEROP:-0}" = 1 ]; then
-		TGT=${CARGO_TARGET_DIR:-target}
-		OUR_SSHD=${OUR_SSHD:-$TGT/release/examples/ssh_server} \
-			OUR_SSH=${OUR_SSH:-$TGT/release/examples/ssh_client} SSH_SETUP=0 \
-			step ssh-interop 600 tests/scripts/ssh/interop.sh
+	if wanted ssh-interop && ssh_interop_on; then
+		TGT=${CARGO_TARGET_DIR:-$REPO/target}
+		OUR_SSHD=${OUR_SSHD:-$TGT/release/examples/ssh_server}
+		OUR_SSH=${OUR_SSH:-$TGT/release/examples/ssh_client}
+		OUR_SSHD=$OUR_SSHD OUR_SSH=$OUR_SSH SSH_SETUP=0 \
+			step ssh-interop 900 tests/scripts/ssh/interop.sh
 	fi
 fi
 
