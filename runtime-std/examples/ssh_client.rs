@@ -3,7 +3,7 @@
 //! its status (128+N for a signal, 255 when the connection fails). It
 //! accepts any host key: it exists for the interop tests.
 //!
-//! `ssh_client -p PORT -i KEY -l USER [-c CIPHER] [-kex ALG] [-pq-only]
+//! `ssh_client -p PORT -i KEY -l USER [-c CIPHER] [-kex ALG] [-hostkey-alg ALG] [-pq-only]
 //!  [-R 0:HOST:PORT] [-rekey-bytes N] [-v] HOST CMD...`
 
 use std::io::{self, Read, Write};
@@ -14,8 +14,9 @@ use std::thread;
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::ClientConfig;
 use proto_ssh::kex::negotiate::{CipherAlg, KexAlg};
+use proto_ssh::sig::SigAlg;
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_std::ssh::{splice_tcp, write_all, Incoming, SshConnection};
+use runtime_std::ssh::{splice_tcp, write_all, Incoming, SshConnection, IO_BUF};
 use ssh_key::PrivateKey;
 
 #[derive(Default)]
@@ -25,6 +26,7 @@ struct Args {
     user: String,
     cipher: Option<String>,
     kex: Option<String>,
+    host_key_alg: Option<String>,
     pq_only: bool,
     remote: Option<(String, u16)>,
     rekey_bytes: Option<u64>,
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
             "l" => a.user = value()?,
             "c" => a.cipher = Some(value()?),
             "kex" => a.kex = Some(value()?),
+            "hostkey-alg" => a.host_key_alg = Some(value()?),
             "pq-only" => a.pq_only = true,
             "rekey-bytes" => {
                 a.rekey_bytes = Some(value()?.parse().map_err(|e| format!("-rekey-bytes: {e}"))?)
@@ -108,6 +111,10 @@ fn run() -> Result<u8, String> {
             .ok_or(format!("unknown kex {k}"))?;
         config.common.prefs.kex = vec![alg];
     }
+    if let Some(h) = &args.host_key_alg {
+        let alg = SigAlg::from_name(h).ok_or(format!("unknown host key algorithm {h}"))?;
+        config.common.prefs.host_key = vec![alg];
+    }
     if args.pq_only {
         config.common.prefs = config.common.prefs.pq_only();
     }
@@ -121,7 +128,11 @@ fn run() -> Result<u8, String> {
         if let Some([kex, hk, c2s, s2c]) = conn.algorithms() {
             eprintln!("kex: algorithm: {kex}");
             eprintln!("kex: host key algorithm: {hk}");
-            eprintln!("cipher: {c2s} {s2c}");
+            // One line per direction, as OpenSSH's -v has it.
+            eprintln!("cipher: {c2s}");
+            if s2c != c2s {
+                eprintln!("cipher: {s2c}");
+            }
         }
     }
     if let Some((host, port)) = args.remote.clone() {
@@ -172,7 +183,7 @@ fn run() -> Result<u8, String> {
         let ch = ch.clone();
         thread::spawn(move || {
             let mut stdin = io::stdin();
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; IO_BUF];
             loop {
                 match stdin.read(&mut buf) {
                     Ok(0) | Err(_) => break,
@@ -202,7 +213,7 @@ fn run() -> Result<u8, String> {
 }
 
 fn copy(from: &mut impl Read, to: &mut impl Write) {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; IO_BUF];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => break,

@@ -19,7 +19,7 @@ use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::ServerConfig;
 use runtime_std::pty::{self, WinSize};
 use runtime_std::ssh::{
-    signal_name, splice_tcp, write_all, Channel, Incoming, RemoteForward, SshConnection,
+    signal_name, splice_tcp, write_all, Channel, Incoming, RemoteForward, SshConnection, IO_BUF,
 };
 use ssh_key::public::KeyData;
 use ssh_key::{PrivateKey, PublicKey};
@@ -324,7 +324,7 @@ fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<std::process::ExitSta
     if let Some(mut stdin) = child.stdin.take() {
         let ch = ch.clone();
         thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; IO_BUF];
             while let Ok(n) = ch.read(&mut buf) {
                 if n == 0 || stdin.write_all(&buf[..n]).is_err() {
                     break;
@@ -350,7 +350,7 @@ fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<std::process::ExitSta
 }
 
 fn copy_out(from: &mut impl Read, ch: &Channel, stderr: bool) {
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; IO_BUF];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => return,
@@ -382,7 +382,7 @@ fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<std::process
         let ch = ch.clone();
         let mut to_pty = master.try_clone()?;
         thread::spawn(move || {
-            let mut buf = vec![0u8; 32 * 1024];
+            let mut buf = vec![0u8; IO_BUF];
             while let Ok(n) = ch.read(&mut buf) {
                 if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
                     break;

@@ -156,9 +156,11 @@ impl Channel {
             };
             if !q.is_empty() {
                 let n = q.len().min(buf.len());
-                for (d, s) in buf.iter_mut().zip(q.drain(..n)) {
-                    *d = s;
-                }
+                let (front, back) = q.as_slices();
+                let from_front = front.len().min(n);
+                buf[..from_front].copy_from_slice(&front[..from_front]);
+                buf[from_front..n].copy_from_slice(&back[..n - from_front]);
+                q.drain(..n);
                 if !c.closed {
                     if let Ok(ch) = st.conn.channels() {
                         ch.consumed(self.id, n).map_err(io_err)?;
@@ -170,7 +172,8 @@ impl Channel {
             if c.eof || c.closed {
                 return Ok(0);
             }
-            st = self.conn.wait(st);
+            let cv = c.cv.clone();
+            st = self.conn.wait_on(&cv.read, st);
         }
     }
 
@@ -205,7 +208,10 @@ impl Channel {
             if let Some(e) = st.closed_error() {
                 return Err(e);
             }
-            st = self.conn.wait(st);
+            let Some(cv) = st.chan(self.id).map(|c| c.cv.clone()) else {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
+            };
+            st = self.conn.wait_on(&cv.write, st);
         }
     }
 
@@ -274,7 +280,8 @@ impl Channel {
             if c.closed {
                 return None;
             }
-            st = self.conn.wait(st);
+            let cv = c.cv.clone();
+            st = self.conn.wait_on(&cv.req, st);
         }
     }
 
@@ -287,7 +294,8 @@ impl Channel {
             if c.closed {
                 return c.exit.clone();
             }
-            st = self.conn.wait(st);
+            let cv = c.cv.clone();
+            st = self.conn.wait_on(&cv.req, st);
         }
     }
 

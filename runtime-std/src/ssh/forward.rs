@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use super::{Channel, SshConnection};
+use super::{Channel, SshConnection, IO_BUF};
 
 /// Copies `stream` to `channel` and back until both directions end; EOF
 /// on one side becomes EOF on the other. Returns when both are done.
@@ -15,7 +15,7 @@ pub fn splice_tcp(channel: Channel, stream: TcpStream) -> io::Result<()> {
     let mut to_peer = stream.try_clone()?;
     let ch = channel.clone();
     let inbound = thread::spawn(move || {
-        let mut buf = vec![0u8; 32 * 1024];
+        let mut buf = vec![0u8; IO_BUF];
         loop {
             match ch.read(&mut buf) {
                 Ok(0) | Err(_) => break,
@@ -29,7 +29,7 @@ pub fn splice_tcp(channel: Channel, stream: TcpStream) -> io::Result<()> {
         let _ = to_peer.shutdown(Shutdown::Write);
     });
     let mut from_peer = stream;
-    let mut buf = vec![0u8; 32 * 1024];
+    let mut buf = vec![0u8; IO_BUF];
     loop {
         match from_peer.read(&mut buf) {
             Ok(0) | Err(_) => break,

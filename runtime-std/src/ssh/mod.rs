@@ -88,7 +88,10 @@ impl PendingChannel {
 
 struct Inner {
     state: Mutex<State>,
+    /// Connection-level waits: login, accept, opens, global replies, end.
     cond: Condvar,
+    /// The timer thread's wait.
+    timer: Condvar,
     start: Instant,
 }
 
@@ -103,6 +106,10 @@ impl std::fmt::Debug for SshConnection {
         f.debug_struct("SshConnection").finish_non_exhaustive()
     }
 }
+
+/// The buffer size of the copies between sockets, pipes and channels:
+/// large enough that locking and waking cost little per byte.
+pub const IO_BUF: usize = 256 * 1024;
 
 /// How long a client waits for the login to finish.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -164,6 +171,7 @@ impl SshConnection {
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(conn, tx)),
             cond: Condvar::new(),
+            timer: Condvar::new(),
             start: Instant::now(),
         });
         let this = Self { inner };
@@ -188,21 +196,22 @@ impl SshConnection {
     }
 
     fn wait<'a>(&self, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        self.inner
-            .cond
-            .wait(guard)
-            .unwrap_or_else(|poison| poison.into_inner())
+        self.wait_on(&self.inner.cond, guard)
+    }
+
+    /// Waits on `cv`, one of the conditions of this connection's state.
+    fn wait_on<'a>(&self, cv: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        cv.wait(guard).unwrap_or_else(|poison| poison.into_inner())
     }
 
     fn wait_until<'a>(
         &self,
+        cv: &Condvar,
         guard: MutexGuard<'a, State>,
         deadline: Instant,
     ) -> MutexGuard<'a, State> {
         let left = deadline.saturating_duration_since(Instant::now());
-        self.inner
-            .cond
-            .wait_timeout(guard, left)
+        cv.wait_timeout(guard, left)
             .map(|(g, _)| g)
             .unwrap_or_else(|poison| poison.into_inner().0)
     }
@@ -212,14 +221,14 @@ impl SshConnection {
     }
 
     /// Sends what the connection has to send, takes in its events, and
-    /// wakes every waiter.
+    /// wakes the waiters they concern.
     fn flush(&self, st: &mut State) {
         st.pump();
-        self.inner.cond.notify_all();
+        st.notify(&self.inner.cond, &self.inner.timer);
     }
 
     fn read_loop<R: Read>(&self, mut reader: R) {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; IO_BUF];
         loop {
             let n = match reader.read(&mut buf) {
                 Ok(0) | Err(_) => 0,
@@ -248,7 +257,9 @@ impl SshConnection {
             if st.finished() {
                 return;
             }
-            match st.conn.poll_timeout() {
+            let next = st.conn.poll_timeout();
+            st.timer_at = next;
+            match next {
                 Some(at) => {
                     let now = self.now();
                     if at <= now {
@@ -258,9 +269,9 @@ impl SshConnection {
                         self.flush(&mut st);
                         continue;
                     }
-                    st = self.wait_until(st, Instant::now() + (at - now));
+                    st = self.wait_until(&self.inner.timer, st, Instant::now() + (at - now));
                 }
-                None => st = self.wait(st),
+                None => st = self.wait_on(&self.inner.timer, st),
             }
         }
     }
@@ -282,7 +293,7 @@ impl SshConnection {
                 self.flush(&mut st);
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "login timed out"));
             }
-            st = self.wait_until(st, deadline);
+            st = self.wait_until(&self.inner.cond, st, deadline);
         }
     }
 
@@ -419,16 +430,17 @@ impl SshConnection {
             return Ok(true);
         }
         loop {
-            if let Some(ok) = st.chan(id).and_then(|c| c.replies.pop_front()) {
+            let Some(c) = st.chan(id) else {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
+            };
+            if let Some(ok) = c.replies.pop_front() {
                 return Ok(ok);
             }
-            if st.chan(id).is_none_or(|c| c.closed) {
+            if c.closed {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
             }
-            if let Some(e) = st.closed_error() {
-                return Err(e);
-            }
-            st = self.wait(st);
+            let cv = c.cv.clone();
+            st = self.wait_on(&cv.req, st);
         }
     }
 
@@ -508,7 +520,8 @@ fn spawn_writer<W: Write + Send + 'static>(
         close();
         let mut st = conn.lock();
         st.writer_done = true;
-        conn.inner.cond.notify_all();
+        st.lost("connection closed");
+        conn.flush(&mut st);
         drop(st);
     });
 }

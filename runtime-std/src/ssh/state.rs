@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Condvar};
 
 use proto_ssh::channel::{ChannelEvent, ChannelId, ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::{Connection, Event};
@@ -21,9 +21,29 @@ pub(crate) enum Inc {
     Global(GlobalRequest, bool),
 }
 
+/// What a channel's waiters wait for, each on its own condition so that
+/// data for a reader does not wake a writer or a request handler.
+#[derive(Default)]
+pub(crate) struct ChanCv {
+    pub(crate) read: Condvar,
+    pub(crate) write: Condvar,
+    pub(crate) req: Condvar,
+}
+
+/// Which waiters the last events concern.
+#[derive(Default)]
+struct Wake {
+    conn: bool,
+    every_writer: bool,
+    read: Vec<ChannelId>,
+    write: Vec<ChannelId>,
+    req: Vec<ChannelId>,
+}
+
 /// What one channel has received.
 #[derive(Default)]
 pub(crate) struct ChanState {
+    pub(crate) cv: Arc<ChanCv>,
     pub(crate) data: VecDeque<u8>,
     pub(crate) ext: VecDeque<u8>,
     pub(crate) eof: bool,
@@ -51,6 +71,9 @@ pub(crate) struct State {
     error: Option<String>,
     closed: bool,
     pub(crate) writer_done: bool,
+    /// The deadline the timer thread sleeps towards, if any.
+    pub(crate) timer_at: Option<std::time::Duration>,
+    wake: Wake,
 }
 
 impl State {
@@ -70,6 +93,8 @@ impl State {
             error: None,
             closed: false,
             writer_done: false,
+            timer_at: None,
+            wake: Wake::default(),
         }
     }
 
@@ -126,6 +151,37 @@ impl State {
         self.chans.get(&id).and_then(|c| c.open.clone())
     }
 
+    /// Wakes the waiters the events since the last call concern: `conn`
+    /// for connection-level waits, each channel's own conditions, and
+    /// the timer when its deadline moved earlier. Everyone, once closed.
+    pub(crate) fn notify(&mut self, conn: &Condvar, timer: &Condvar) {
+        let wake = std::mem::take(&mut self.wake);
+        let all = self.closed;
+        if wake.conn || all {
+            conn.notify_all();
+        }
+        for (id, c) in &self.chans {
+            if all || wake.every_writer || wake.write.contains(id) {
+                c.cv.write.notify_all();
+            }
+            if all || wake.read.contains(id) {
+                c.cv.read.notify_all();
+            }
+            if all || wake.req.contains(id) {
+                c.cv.req.notify_all();
+            }
+        }
+        let next = self.conn.poll_timeout();
+        let earlier = match (next, self.timer_at) {
+            (Some(n), Some(t)) => n < t,
+            (Some(_), None) => true,
+            _ => false,
+        };
+        if earlier || all {
+            timer.notify_all();
+        }
+    }
+
     /// Sends what the connection has to send and takes in its events,
     /// until neither has more.
     pub(crate) fn pump(&mut self) {
@@ -164,6 +220,14 @@ impl State {
     }
 
     fn event(&mut self, ev: Event) {
+        if let Event::Channel(ev) = &ev {
+            self.mark(ev);
+        } else {
+            self.wake.conn = true;
+        }
+        if let Event::Writable = ev {
+            self.wake.every_writer = true;
+        }
         match ev {
             Event::KexDone { negotiated, .. } => {
                 self.kex_count += 1;
@@ -178,6 +242,26 @@ impl State {
             Event::Authenticated { user, .. } => self.user = Some(user),
             Event::Channel(ev) => self.channel_event(ev),
             _ => {}
+        }
+    }
+
+    /// Notes whom a channel event concerns.
+    fn mark(&mut self, ev: &ChannelEvent) {
+        let w = &mut self.wake;
+        match ev {
+            ChannelEvent::Data { id, .. }
+            | ChannelEvent::ExtendedData { id, .. }
+            | ChannelEvent::Eof { id } => w.read.push(*id),
+            ChannelEvent::Writable { id } => w.write.push(*id),
+            ChannelEvent::Request { id, .. } | ChannelEvent::RequestReply { id, .. } => {
+                w.req.push(*id)
+            }
+            ChannelEvent::Closed { id } => {
+                w.read.push(*id);
+                w.write.push(*id);
+                w.req.push(*id);
+            }
+            _ => w.conn = true,
         }
     }
 
