@@ -7,3 +7,4 @@ pub mod goduration;
 pub mod goflags;
 pub mod namespace;
 pub mod quote;
+pub mod ssh_config;
