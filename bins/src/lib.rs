@@ -2,3 +2,5 @@
 //! namespaces, mounts and exec as the commands arrive.
 
 pub mod goflags;
+pub mod namespace;
+pub mod quote;
