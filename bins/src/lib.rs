@@ -1,6 +1,11 @@
-//! Shared pieces of the cpu-rs commands: flag parsing now; sockets,
-//! namespaces, mounts and exec as the commands arrive.
+//! Shared pieces of the cpu-rs commands: flag parsing, the namespace and
+//! command-string syntax of the reference, and cpud's parts (host key,
+//! login policy, daemon, session child).
 
+pub mod authorized;
+pub mod daemon;
 pub mod goflags;
+pub mod hostkey;
 pub mod namespace;
 pub mod quote;
+pub mod remote;
