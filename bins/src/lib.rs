@@ -3,7 +3,9 @@
 //! login policy, daemon, session child).
 
 pub mod authorized;
+pub mod cli;
 pub mod daemon;
+pub mod goduration;
 pub mod goflags;
 pub mod hostkey;
 pub mod namespace;

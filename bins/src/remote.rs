@@ -7,55 +7,17 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::goflags::{self, Flag, FlagError};
-
-/// The flags of the remote form (the reference's "cpud-remote" set).
-pub const FLAGS: &[Flag] = &[
-    Flag {
-        name: "remote",
-        default: "true",
-        boolean: true,
-        help: "run as the session child (set by cpud)",
-    },
-    Flag {
-        name: "d",
-        default: "false",
-        boolean: true,
-        help: "debug output",
-    },
-    Flag {
-        name: "port9p",
-        default: "",
-        boolean: false,
-        help: "the client's 9P port forwarded to this host",
-    },
-];
+use crate::cli::RemoteArgs;
 
 /// Environment variables that carry the session setup and must not reach
 /// the user's command.
 pub const SETUP_ENV: &[&str] = &["CPUNONCE", "CPU_FSTAB", "LC_GLENDA_CPU_FSTAB"];
 
-/// Whether `argv[1]` selects the remote form (only there, as in the
-/// reference).
-pub fn is_remote(argv: &[String]) -> bool {
-    matches!(
-        argv.get(1).map(String::as_str),
-        Some("-remote" | "-remote=true" | "--remote" | "--remote=true")
-    )
-}
-
 /// Runs the remote form; returns only on failure, with the message and
 /// exit code.
-pub fn main(argv: &[String]) -> (String, u8) {
-    let parsed = match goflags::parse(FLAGS, &argv[1..]) {
-        Ok(p) => p,
-        Err(FlagError::Help) => {
-            return (goflags::usage("cpud -remote [flags] cmd args...", FLAGS), 0)
-        }
-        Err(e) => return (format!("cpud -remote: {e}"), 2),
-    };
-    let debug = parsed.bool("d").unwrap_or(false);
-    let mut args: Vec<String> = parsed.rest.clone();
+pub fn main(r: &RemoteArgs) -> (String, u8) {
+    let debug = r.d;
+    let mut args: Vec<String> = r.cmd.clone();
     if args.is_empty() {
         match std::env::var("SHELL") {
             Ok(sh) if !sh.is_empty() => args.push(sh),

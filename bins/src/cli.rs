@@ -1,0 +1,666 @@
+//! The flag sets of `cpu` and `cpud` with the reference's names and
+//! defaults (spec §1.1–1.3), read with Go `flag` syntax (see goflags).
+//! Values are returned as given; the mode rules that follow flag parsing
+//! in the reference (plain `-ssh`, port 22, `-nfs`) belong to the callers.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::goduration::{parse_duration, DurationError};
+use crate::goflags::{self, Flag, FlagError};
+
+/// The `cpu -namespace` default.
+pub const DEFAULT_NAMESPACE: &str = "/lib:/lib64:/usr:/bin:/etc:/home";
+
+/// What a command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome<T> {
+    /// Run with these arguments.
+    Run(T),
+    /// `-h` / `-help`: print this usage text and exit 0.
+    Help(String),
+}
+
+/// Why a command line was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliError {
+    /// The flags themselves (unknown flag, missing or bad value).
+    Flag(FlagError),
+    /// A duration flag that Go's ParseDuration would refuse.
+    Duration {
+        /// The flag.
+        flag: &'static str,
+        /// The parse failure.
+        err: DurationError,
+    },
+    /// `cpu` needs a host.
+    NoHost,
+    /// `-dump` and `-d` together, which the reference refuses.
+    DumpWithDebug,
+    /// `-port9p` is not a port number.
+    BadPort(String),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Flag(e) => e.fmt(f),
+            Self::Duration { flag, err } => write!(f, "-{flag}: {err}"),
+            Self::NoHost => f.write_str("no host given"),
+            Self::DumpWithDebug => f.write_str("-dump and -d are exclusive"),
+            Self::BadPort(p) => write!(f, "-port9p: {p:?} is not a port number"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<FlagError> for CliError {
+    fn from(e: FlagError) -> Self {
+        Self::Flag(e)
+    }
+}
+
+const fn string(name: &'static str, default: &'static str, help: &'static str) -> Flag {
+    Flag {
+        name,
+        default,
+        boolean: false,
+        help,
+    }
+}
+
+const fn boolean(name: &'static str, default: bool, help: &'static str) -> Flag {
+    Flag {
+        name,
+        default: if default { "true" } else { "false" },
+        boolean: true,
+        help,
+    }
+}
+
+/// `cpu`'s flags (cmds/cpu/cpu.go), in the reference's order.
+pub const CPU_FLAGS: &[Flag] = &[
+    boolean("9p", true, "Enable the 9p mount in the client"),
+    string("cpio", "", "cpio initrd backing the NFS server (with -nfs)"),
+    string(
+        "cpuns",
+        "cpuns",
+        "remote command that builds the namespace in sshd mode",
+    ),
+    boolean("d", false, "enable debug prints"),
+    boolean("dbg9p", false, "show 9p io"),
+    boolean(
+        "dump",
+        false,
+        "Dump copious output, including a 9p trace, to a temp file",
+    ),
+    string("fstab", "", "pass an fstab to the cpud"),
+    string("hk", "", "file for host key"),
+    string("key", "", "key file"),
+    boolean(
+        "useKey",
+        true,
+        "use a key; if false, only 'none' auth is offered",
+    ),
+    string(
+        "namespace",
+        DEFAULT_NAMESPACE,
+        "Default namespace for the remote process -- set to \"\" for none",
+    ),
+    string(
+        "net",
+        "",
+        "network type to use. Defaults to whatever the cpu client defaults to",
+    ),
+    string("sp", "", "cpu default port"),
+    string("root", "/", "root for cpu"),
+    string(
+        "timeout9p",
+        "100ms",
+        "time to wait for the 9p mount to happen.",
+    ),
+    boolean("nfs", false, "use nfs instead of 9p"),
+    boolean("ssh", false, "ssh only, no namespace"),
+    boolean("sshd", false, "server is sshd, not cpud"),
+];
+
+/// `cpu`'s synopsis line.
+pub const CPU_SYNOPSIS: &str = "cpu [flags] host [cmd [args...]]";
+
+/// A parsed `cpu` command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuArgs {
+    /// `-9p`: serve 9P through a reverse forward.
+    pub ninep: bool,
+    /// `-cpio`: newc archive backing the NFS server.
+    pub cpio: String,
+    /// `-cpuns`: namespace helper command in sshd mode.
+    pub cpuns: String,
+    /// `-d`: debug logging.
+    pub d: bool,
+    /// `-dbg9p`: log 9P traffic.
+    pub dbg9p: bool,
+    /// `-dump`: debug log and 9P trace to a temp file.
+    pub dump: bool,
+    /// `-fstab`: local fstab file prepended to the binds.
+    pub fstab: String,
+    /// `-hk`: host key file (no effect in the reference).
+    pub hk: String,
+    /// `-key`: private key file.
+    pub key: String,
+    /// `-useKey`: offer key auth at all.
+    pub use_key: bool,
+    /// `-namespace`: bind list (see namespace).
+    pub namespace: String,
+    /// `-net`: transport.
+    pub net: String,
+    /// `-sp`: server port.
+    pub sp: String,
+    /// `-root`: exported local directory.
+    pub root: String,
+    /// `-timeout9p`, already parsed.
+    pub timeout9p: Duration,
+    /// `-nfs`: NFS instead of 9P.
+    pub nfs: bool,
+    /// `-ssh`: plain ssh, no forward or namespace.
+    pub ssh: bool,
+    /// `-sshd`: the server is OpenSSH.
+    pub sshd: bool,
+    /// The first non-flag argument, as written (may be `user@host`).
+    pub host: String,
+    /// The command and its arguments; empty means the remote $SHELL.
+    pub cmd: Vec<String>,
+}
+
+/// The `cpu` usage text.
+pub fn cpu_usage() -> String {
+    goflags::usage(CPU_SYNOPSIS, CPU_FLAGS)
+}
+
+/// Parses `cpu`'s arguments (without the program name).
+pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
+    let p = match goflags::parse(CPU_FLAGS, args) {
+        Ok(p) => p,
+        Err(FlagError::Help) => return Ok(Outcome::Help(cpu_usage())),
+        Err(e) => return Err(e.into()),
+    };
+    let timeout9p = parse_duration(p.get("timeout9p")).map_err(|err| CliError::Duration {
+        flag: "timeout9p",
+        err,
+    })?;
+    let Some((host, cmd)) = p.rest.split_first() else {
+        return Err(CliError::NoHost);
+    };
+    let a = CpuArgs {
+        ninep: p.bool("9p")?,
+        cpio: p.get("cpio").into(),
+        cpuns: p.get("cpuns").into(),
+        d: p.bool("d")?,
+        dbg9p: p.bool("dbg9p")?,
+        dump: p.bool("dump")?,
+        fstab: p.get("fstab").into(),
+        hk: p.get("hk").into(),
+        key: p.get("key").into(),
+        use_key: p.bool("useKey")?,
+        namespace: p.get("namespace").into(),
+        net: p.get("net").into(),
+        sp: p.get("sp").into(),
+        root: p.get("root").into(),
+        timeout9p,
+        nfs: p.bool("nfs")?,
+        ssh: p.bool("ssh")?,
+        sshd: p.bool("sshd")?,
+        host: host.clone(),
+        cmd: cmd.to_vec(),
+    };
+    if a.dump && a.d {
+        return Err(CliError::DumpWithDebug);
+    }
+    Ok(Outcome::Run(a))
+}
+
+/// `cpud`'s daemon/init flags (cmds/cpud/main_linux.go).
+pub const CPUD_FLAGS: &[Flag] = &[
+    string("hk", "", "file for host key"),
+    string("pk", "key.pub", "file for public key"),
+    string("sp", "17010", "cpu default port"),
+    string("net", "tcp", "network to use"),
+    // Ours, not the reference's: the address to listen on (default every
+    // address, as the reference); tests and careful boards use 127.0.0.1.
+    string("addr", "", "address to listen on (default: every address)"),
+    boolean("d", false, "enable debug prints"),
+    boolean(
+        "init",
+        false,
+        "run as init (Debug only; normal test is if we are pid 1",
+    ),
+    boolean(
+        "remote",
+        false,
+        "indicates we are the remote side of the cpu session",
+    ),
+    string("port9p", "", "port9p # on remote machine for 9p mount"),
+    boolean("klog", false, "Log cpud messages in kernel log, not stdout"),
+    string(
+        "register",
+        "",
+        "address and port to register with after listen on cpu server port",
+    ),
+    string(
+        "registerTO",
+        "5s",
+        "time.Duration for Dial address for registering",
+    ),
+    string(
+        "sleepBeforeServing",
+        "0s",
+        "add a sleep before serving -- usually only needed if cpud runs as init with mDNS",
+    ),
+];
+
+/// `cpud`'s synopsis line.
+pub const CPUD_SYNOPSIS: &str = "cpud [flags]";
+
+/// A parsed `cpud` daemon command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpudArgs {
+    /// `-hk`: host private key file.
+    pub hk: String,
+    /// `-pk`: authorized public key file; "" means no auth.
+    pub pk: String,
+    /// `-sp`: listen port, or socket path for unix networks.
+    pub sp: String,
+    /// `-net`: listen network.
+    pub net: String,
+    /// `-addr`: listen address (ours); "" for every address.
+    pub addr: String,
+    /// `-d`: debug logging.
+    pub d: bool,
+    /// `-init`: run as init.
+    pub init: bool,
+    /// `-port9p`: accepted and ignored in daemon mode.
+    pub port9p: String,
+    /// `-klog`: log to the kernel log.
+    pub klog: bool,
+    /// `-register`: address to report "ok" to after listening.
+    pub register: String,
+    /// `-registerTO`: dial timeout for -register.
+    pub register_timeout: Duration,
+    /// `-sleepBeforeServing`.
+    pub sleep_before_serving: Duration,
+    /// Arguments after the flags (the reference ignores them).
+    pub rest: Vec<String>,
+}
+
+/// `cpud -remote`'s flags: a separate set, as in the reference.
+pub const REMOTE_FLAGS: &[Flag] = &[
+    boolean("d", false, "enable debug prints"),
+    boolean(
+        "remote",
+        false,
+        "indicates we are the remote side of the cpu session",
+    ),
+    string("port9p", "", "port9p # on remote machine for 9p mount"),
+];
+
+/// `cpud -remote`'s synopsis line.
+pub const REMOTE_SYNOPSIS: &str = "cpud -remote [-d] [-port9p port] [cmd [args...]]";
+
+/// A parsed `cpud -remote` command line (one session child).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteArgs {
+    /// `-d`: debug logging.
+    pub d: bool,
+    /// `-port9p`: the 9P forward port; None when not given (no 9P mount).
+    pub port9p: Option<u16>,
+    /// The command; empty means $SHELL.
+    pub cmd: Vec<String>,
+}
+
+/// The two roles of `cpud`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CpudMode {
+    /// Daemon or init.
+    Daemon(CpudArgs),
+    /// Session child.
+    Remote(RemoteArgs),
+}
+
+/// The `cpud` daemon usage text.
+pub fn cpud_usage() -> String {
+    goflags::usage(CPUD_SYNOPSIS, CPUD_FLAGS)
+}
+
+/// The `cpud -remote` usage text.
+pub fn remote_usage() -> String {
+    goflags::usage(REMOTE_SYNOPSIS, REMOTE_FLAGS)
+}
+
+/// True when the reference would pick the session-child role: only the
+/// exact first argument `-remote` or `-remote=true` does.
+pub fn is_remote(args: &[String]) -> bool {
+    args.first()
+        .is_some_and(|a| a == "-remote" || a == "-remote=true")
+}
+
+/// Parses `cpud`'s arguments (without the program name).
+pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
+    if is_remote(args) {
+        return Ok(match parse_remote(args)? {
+            Outcome::Run(r) => Outcome::Run(CpudMode::Remote(r)),
+            Outcome::Help(h) => Outcome::Help(h),
+        });
+    }
+    let p = match goflags::parse(CPUD_FLAGS, args) {
+        Ok(p) => p,
+        Err(FlagError::Help) => return Ok(Outcome::Help(cpud_usage())),
+        Err(e) => return Err(e.into()),
+    };
+    let duration = |flag: &'static str| {
+        parse_duration(p.get(flag)).map_err(|err| CliError::Duration { flag, err })
+    };
+    Ok(Outcome::Run(CpudMode::Daemon(CpudArgs {
+        hk: p.get("hk").into(),
+        pk: p.get("pk").into(),
+        sp: p.get("sp").into(),
+        net: p.get("net").into(),
+        addr: p.get("addr").into(),
+        d: p.bool("d")?,
+        init: p.bool("init")?,
+        port9p: p.get("port9p").into(),
+        klog: p.bool("klog")?,
+        register: p.get("register").into(),
+        register_timeout: duration("registerTO")?,
+        sleep_before_serving: duration("sleepBeforeServing")?,
+        rest: p.rest.clone(),
+    })))
+}
+
+/// Parses a `cpud -remote ...` command line (without the program name);
+/// the `-remote` flag itself is part of `args`.
+pub fn parse_remote(args: &[String]) -> Result<Outcome<RemoteArgs>, CliError> {
+    let p = match goflags::parse(REMOTE_FLAGS, args) {
+        Ok(p) => p,
+        Err(FlagError::Help) => return Ok(Outcome::Help(remote_usage())),
+        Err(e) => return Err(e.into()),
+    };
+    // Validated here although the reference only fails at dial time.
+    let port9p = match p.get("port9p") {
+        "" => None,
+        s => Some(s.parse().map_err(|_| CliError::BadPort(s.into()))?),
+    };
+    Ok(Outcome::Run(RemoteArgs {
+        d: p.bool("d")?,
+        port9p,
+        cmd: p.rest.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn cpu(a: &[&str]) -> CpuArgs {
+        match parse_cpu(&v(a)) {
+            Ok(Outcome::Run(c)) => c,
+            other => panic!("{a:?}: {other:?}"),
+        }
+    }
+
+    fn cpud(a: &[&str]) -> CpudMode {
+        match parse_cpud(&v(a)) {
+            Ok(Outcome::Run(c)) => c,
+            other => panic!("{a:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cpu_defaults() {
+        let c = cpu(&["h"]);
+        assert_eq!(
+            c,
+            CpuArgs {
+                ninep: true,
+                cpio: String::new(),
+                cpuns: "cpuns".into(),
+                d: false,
+                dbg9p: false,
+                dump: false,
+                fstab: String::new(),
+                hk: String::new(),
+                key: String::new(),
+                use_key: true,
+                namespace: DEFAULT_NAMESPACE.into(),
+                net: String::new(),
+                sp: String::new(),
+                root: "/".into(),
+                timeout9p: Duration::from_millis(100),
+                nfs: false,
+                ssh: false,
+                sshd: false,
+                host: "h".into(),
+                cmd: vec![],
+            }
+        );
+    }
+
+    #[test]
+    fn cpu_forms() {
+        let c = cpu(&[
+            "-d",
+            "--key",
+            "k",
+            "-sp=23",
+            "-9p=false",
+            "--useKey=false",
+            "-namespace=",
+            "-timeout9p",
+            "2s",
+            "-ssh",
+            "u@h",
+            "ls",
+            "-l",
+            "-d",
+        ]);
+        assert!(c.d && c.ssh && !c.ninep && !c.use_key);
+        assert_eq!(c.key, "k");
+        assert_eq!(c.sp, "23");
+        assert_eq!(c.namespace, "");
+        assert_eq!(c.timeout9p, Duration::from_secs(2));
+        assert_eq!(c.host, "u@h");
+        assert_eq!(c.cmd, v(&["ls", "-l", "-d"]));
+        let c = cpu(&["--", "-h", "x"]);
+        assert_eq!(c.host, "-h");
+        assert_eq!(c.cmd, v(&["x"]));
+        let c = cpu(&[
+            "-fstab", "f", "-hk", "hk", "-net", "vsock", "-root", "/r", "-dbg9p", "-nfs", "-sshd",
+            "-cpio", "c", "-cpuns", "ns", "-dump", "h",
+        ]);
+        assert!(c.dbg9p && c.nfs && c.sshd && c.dump);
+        assert_eq!(
+            (&*c.fstab, &*c.hk, &*c.net, &*c.root, &*c.cpio, &*c.cpuns),
+            ("f", "hk", "vsock", "/r", "c", "ns")
+        );
+    }
+
+    #[test]
+    fn cpu_errors() {
+        assert_eq!(parse_cpu(&[]), Err(CliError::NoHost));
+        assert_eq!(
+            parse_cpu(&v(&["-bogus", "h"])),
+            Err(CliError::Flag(FlagError::Unknown("bogus".into())))
+        );
+        assert!(parse_cpu(&v(&["-bogus", "h"]))
+            .err()
+            .is_some_and(|e| e.to_string().contains("-bogus")));
+        assert!(matches!(
+            parse_cpu(&v(&["-timeout9p=soon", "h"])),
+            Err(CliError::Duration {
+                flag: "timeout9p",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_cpu(&v(&["-d", "-dump", "h"])),
+            Err(CliError::DumpWithDebug)
+        );
+        assert_eq!(
+            parse_cpu(&v(&["-key"])),
+            Err(CliError::Flag(FlagError::MissingValue("key".into())))
+        );
+        // Flags that only exist in the stale doc.go.
+        for stale in ["-port9p=1", "-remote", "-msize=1", "-srv=x"] {
+            assert!(parse_cpu(&v(&[stale, "h"])).is_err(), "{stale}");
+        }
+    }
+
+    #[test]
+    fn help() {
+        for h in ["-h", "-help", "--help"] {
+            match parse_cpu(&v(&[h])) {
+                Ok(Outcome::Help(t)) => {
+                    assert!(t.starts_with("usage: cpu "));
+                    assert!(t.contains("-namespace value"));
+                    assert!(t.contains("-useKey"));
+                }
+                other => panic!("{other:?}"),
+            }
+            assert!(
+                matches!(parse_cpud(&v(&[h])), Ok(Outcome::Help(t)) if t.contains("-pk value"))
+            );
+            assert!(matches!(
+                parse_cpud(&v(&["-remote", h])),
+                Ok(Outcome::Help(t)) if t.contains("-port9p value") && !t.contains("-pk")
+            ));
+        }
+    }
+
+    #[test]
+    fn cpud_defaults() {
+        assert_eq!(
+            cpud(&[]),
+            CpudMode::Daemon(CpudArgs {
+                hk: String::new(),
+                pk: "key.pub".into(),
+                sp: "17010".into(),
+                net: "tcp".into(),
+                addr: String::new(),
+                d: false,
+                init: false,
+                port9p: String::new(),
+                klog: false,
+                register: String::new(),
+                register_timeout: Duration::from_secs(5),
+                sleep_before_serving: Duration::ZERO,
+                rest: vec![],
+            })
+        );
+    }
+
+    #[test]
+    fn cpud_forms() {
+        let CpudMode::Daemon(d) = cpud(&[
+            "-hk",
+            "/etc/hk",
+            "--pk=",
+            "-sp",
+            "@abs",
+            "-net=unix",
+            "-d",
+            "-init",
+            "-register",
+            "r:1",
+            "-registerTO=1m",
+            "-sleepBeforeServing",
+            "3s",
+            "-klog",
+            "-port9p",
+            "9",
+            "-remote",
+            "extra",
+        ]) else {
+            panic!("not a daemon");
+        };
+        assert!(d.d && d.init && d.klog);
+        assert_eq!(
+            (&*d.hk, &*d.pk, &*d.sp, &*d.net, &*d.register, &*d.port9p),
+            ("/etc/hk", "", "@abs", "unix", "r:1", "9")
+        );
+        assert_eq!(d.register_timeout, Duration::from_secs(60));
+        assert_eq!(d.sleep_before_serving, Duration::from_secs(3));
+        assert_eq!(d.rest, v(&["extra"]));
+        assert!(matches!(
+            parse_cpud(&v(&["-registerTO=x"])),
+            Err(CliError::Duration {
+                flag: "registerTO",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse_cpud(&v(&["-nope"])),
+            Err(CliError::Flag(FlagError::Unknown("nope".into())))
+        );
+    }
+
+    #[test]
+    fn remote_forms() {
+        assert_eq!(
+            cpud(&["-remote", "-port9p=40123", "/bin/bash", "-c", "x"]),
+            CpudMode::Remote(RemoteArgs {
+                d: false,
+                port9p: Some(40123),
+                cmd: v(&["/bin/bash", "-c", "x"]),
+            })
+        );
+        assert_eq!(
+            cpud(&["-remote=true", "-d", "-port9p", "1"]),
+            CpudMode::Remote(RemoteArgs {
+                d: true,
+                port9p: Some(1),
+                cmd: vec![],
+            })
+        );
+        // Only argv[1] selects the role.
+        assert!(matches!(cpud(&["-d", "-remote"]), CpudMode::Daemon(_)));
+        assert!(matches!(cpud(&["-remote=false"]), CpudMode::Daemon(_)));
+        assert!(matches!(cpud(&["--remote"]), CpudMode::Daemon(_)));
+        // The daemon-only flags do not exist in the remote set.
+        assert_eq!(
+            parse_cpud(&v(&["-remote", "-pk=x"])),
+            Err(CliError::Flag(FlagError::Unknown("pk".into())))
+        );
+        assert_eq!(
+            parse_cpud(&v(&["-remote", "-port9p=x"])),
+            Err(CliError::BadPort("x".into()))
+        );
+        // As in the reference, a user command that starts with '-' is
+        // read as a flag.
+        assert!(parse_cpud(&v(&["-remote", "-ls"])).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn cpu_rest_is_host_and_cmd(host in "[a-z@.]{1,10}", cmd in prop::collection::vec("\\PC{0,8}", 0..5)) {
+            let mut a = vec!["-d".to_string(), host.clone()];
+            a.extend(cmd.iter().cloned());
+            let c = match parse_cpu(&a) {
+                Ok(Outcome::Run(c)) => c,
+                other => return Err(TestCaseError::fail(format!("{other:?}"))),
+            };
+            prop_assert_eq!(c.host, host);
+            prop_assert_eq!(c.cmd, cmd);
+        }
+
+        #[test]
+        fn never_panics(a in prop::collection::vec("-{0,2}[a-z9=]{0,10}", 0..6)) {
+            let _ = parse_cpu(&a);
+            let _ = parse_cpud(&a);
+        }
+    }
+}
