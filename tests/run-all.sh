@@ -10,7 +10,7 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
 #   test       cargo test --workspace
-#   build      cargo build --release -p cpu-bins --bin cpu9p, and (step
+#   build      cargo build --release -p cpu-bins --bin cpu9p --bin cpud, and (step
 #              build-ssh) cargo build --release -p runtime-std --examples
 #              (ssh_server, ssh_client) unless CPU_RS_SSH_INTEROP=0
 #   clients    tests/scripts/diod-clients.sh   (diodls/diodcat, host side)
@@ -25,6 +25,9 @@
 #              ~/.cache/openssh10; about 2 minutes on a fresh machine) and
 #              build-ssh. Uses OUR_SSHD (default target/release/examples/
 #              ssh_server) and OUR_SSH (default .../ssh_client).
+#   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
+#              SSH: exec, statuses, stdin, env, refused key, teardown, host
+#              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -41,7 +44,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -145,7 +148,7 @@ if [ "$FAILED" = 0 ]; then
 	if [ "$SERVER" = ours ]; then
 		export CPU9P=${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p
 		if wanted build || [ ! -x "$CPU9P" ]; then
-			step build 1800 cargo build --release -p cpu-bins --bin cpu9p ||
+			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud ||
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
 	fi
@@ -171,6 +174,9 @@ if [ "$FAILED" = 0 ]; then
 		OUR_SSH=${OUR_SSH:-$TGT/release/examples/ssh_client}
 		OUR_SSHD=$OUR_SSHD OUR_SSH=$OUR_SSH SSH_SETUP=0 \
 			step ssh-interop 900 tests/scripts/ssh/interop.sh
+	fi
+	if wanted cpud && ssh_interop_on; then
+		CPUD=${CPUD:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpud} step cpud 300 tests/scripts/cpud-openssh.sh
 	fi
 fi
 

@@ -226,6 +226,9 @@ pub const CPUD_FLAGS: &[Flag] = &[
     string("pk", "key.pub", "file for public key"),
     string("sp", "17010", "cpu default port"),
     string("net", "tcp", "network to use"),
+    // Ours, not the reference's: the address to listen on (default every
+    // address, as the reference); tests and careful boards use 127.0.0.1.
+    string("addr", "", "address to listen on (default: every address)"),
     boolean("d", false, "enable debug prints"),
     boolean(
         "init",
@@ -270,6 +273,8 @@ pub struct CpudArgs {
     pub sp: String,
     /// `-net`: listen network.
     pub net: String,
+    /// `-addr`: listen address (ours); "" for every address.
+    pub addr: String,
     /// `-d`: debug logging.
     pub d: bool,
     /// `-init`: run as init.
@@ -360,6 +365,7 @@ pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
         pk: p.get("pk").into(),
         sp: p.get("sp").into(),
         net: p.get("net").into(),
+        addr: p.get("addr").into(),
         d: p.bool("d")?,
         init: p.bool("init")?,
         port9p: p.get("port9p").into(),
@@ -544,6 +550,7 @@ mod tests {
                 pk: "key.pub".into(),
                 sp: "17010".into(),
                 net: "tcp".into(),
+                addr: String::new(),
                 d: false,
                 init: false,
                 port9p: String::new(),

@@ -1,10 +1,14 @@
-//! Shared pieces of the cpu-rs commands: command lines, ssh_config,
-//! namespaces and the remote command string now; sockets, mounts and
-//! exec as the commands arrive.
+//! Shared pieces of the cpu-rs commands: flag parsing, ssh_config, the
+//! namespace and command-string syntax of the reference, and cpud's parts
+//! (host key, login policy, daemon, session child).
 
+pub mod authorized;
 pub mod cli;
+pub mod daemon;
 pub mod goduration;
 pub mod goflags;
+pub mod hostkey;
 pub mod namespace;
 pub mod quote;
+pub mod remote;
 pub mod ssh_config;

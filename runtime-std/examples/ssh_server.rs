@@ -7,20 +7,16 @@
 //! `ssh_server -addr 127.0.0.1:PORT -hostkey FILE -authorized-keys FILE [-pq-only]`
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
 use std::thread;
 
 use proto_ssh::auth::AuthPolicy;
-use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
+use proto_ssh::channel::{ChannelKind, GlobalRequest};
 use proto_ssh::connection::ServerConfig;
-use runtime_std::pty::{self, WinSize};
-use runtime_std::ssh::{
-    signal_name, splice_tcp, write_all, Channel, Incoming, RemoteForward, SshConnection, IO_BUF,
-};
+use runtime_std::ssh::{session, splice_tcp, Channel, Incoming, RemoteForward, SshConnection};
 use ssh_key::public::KeyData;
 use ssh_key::{PrivateKey, PublicKey};
 
@@ -198,205 +194,19 @@ fn serve(conn: SshConnection) {
     }
 }
 
-/// Serves one session channel: requests until exec or shell, then the
-/// command, then its exit status.
+/// Serves one session channel: the command runs with `/bin/sh -c` (a
+/// login shell for `shell`), with the client's environment.
 fn session(ch: Channel) {
-    let mut env: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut pty_size: Option<(String, WinSize)> = None;
-    let command = loop {
-        let Some((req, want_reply)) = ch.next_request() else {
-            return;
-        };
-        let ok = match req {
-            ChannelRequest::Env { name, value } => {
-                env.push((name, value));
-                true
-            }
-            ChannelRequest::PtyReq {
-                term,
-                cols,
-                rows,
-                width_px,
-                height_px,
-                ..
-            } => {
-                pty_size = Some((term, WinSize::from_ssh(cols, rows, width_px, height_px)));
-                true
-            }
-            ChannelRequest::Exec(cmd) => {
-                if want_reply {
-                    let _ = ch.reply(true);
-                }
-                break Some(String::from_utf8_lossy(&cmd).into_owned());
-            }
-            ChannelRequest::Shell => {
-                if want_reply {
-                    let _ = ch.reply(true);
-                }
-                break None;
-            }
-            _ => false,
-        };
-        if want_reply {
-            let _ = ch.reply(ok);
-        }
+    let Some(setup) = session::read_setup(&ch) else {
+        return;
     };
     let mut cmd = Command::new("/bin/sh");
-    match &command {
-        Some(c) => cmd.arg("-c").arg(c),
+    match &setup.command {
+        Some(c) => cmd.arg("-c").arg(String::from_utf8_lossy(c).as_ref()),
         None => cmd.arg("-l"),
     };
-    for (k, v) in &env {
+    for (k, v) in &setup.env {
         cmd.env(k, String::from_utf8_lossy(v).as_ref());
     }
-    let result = match pty_size {
-        Some((term, size)) => {
-            cmd.env("TERM", term);
-            run_pty(&ch, cmd, size)
-        }
-        None => run_pipes(&ch, cmd),
-    };
-    let status = match result {
-        Ok(s) => Some(s),
-        Err(e) => {
-            let _ = write_all(&ch, format!("ssh_server: {e}\r\n").as_bytes());
-            None
-        }
-    };
-    let req = match status.and_then(|s| s.signal().map(|n| (n, s.core_dumped()))) {
-        Some((n, core)) => ChannelRequest::ExitSignal {
-            signal: signal_name(n).unwrap_or("KILL").into(),
-            core_dumped: core,
-            message: String::new(),
-            lang: String::new(),
-        },
-        None => ChannelRequest::ExitStatus(
-            status
-                .and_then(|s| s.code())
-                .map_or(127, |c| u32::try_from(c).unwrap_or(255)),
-        ),
-    };
-    let _ = ch.request(&req, false);
-    let _ = ch.send_eof();
-    let _ = ch.close();
-}
-
-/// Forwards window-change and signal requests while the command runs.
-fn control(ch: Channel, child: Arc<Mutex<Option<u32>>>, master: Option<std::fs::File>) {
-    while let Some((req, want_reply)) = ch.next_request() {
-        let ok = match req {
-            ChannelRequest::WindowChange {
-                cols,
-                rows,
-                width_px,
-                height_px,
-            } => master.as_ref().is_some_and(|m| {
-                pty::resize(m, WinSize::from_ssh(cols, rows, width_px, height_px)).is_ok()
-            }),
-            ChannelRequest::Signal(name) => {
-                let pid = child.lock().ok().and_then(|p| *p);
-                let sig = runtime_std::ssh::signal_number(&name);
-                match (pid, nix::sys::signal::Signal::try_from(sig)) {
-                    (Some(pid), Ok(sig)) => {
-                        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).is_ok()
-                    }
-                    _ => false,
-                }
-            }
-            _ => false,
-        };
-        if want_reply {
-            let _ = ch.reply(ok);
-        }
-    }
-}
-
-fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<std::process::ExitStatus> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child: Child = cmd.spawn()?;
-    let pid = Arc::new(Mutex::new(Some(child.id())));
-    {
-        let (ch, pid) = (ch.clone(), pid.clone());
-        thread::spawn(move || control(ch, pid, None));
-    }
-    if let Some(mut stdin) = child.stdin.take() {
-        let ch = ch.clone();
-        thread::spawn(move || {
-            let mut buf = vec![0u8; IO_BUF];
-            while let Ok(n) = ch.read(&mut buf) {
-                if n == 0 || stdin.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    let err_thread = child.stderr.take().map(|mut e| {
-        let ch = ch.clone();
-        thread::spawn(move || copy_out(&mut e, &ch, true))
-    });
-    if let Some(mut out) = child.stdout.take() {
-        copy_out(&mut out, ch, false);
-    }
-    if let Some(t) = err_thread {
-        let _ = t.join();
-    }
-    let status = child.wait()?;
-    if let Ok(mut p) = pid.lock() {
-        *p = None;
-    }
-    Ok(status)
-}
-
-fn copy_out(from: &mut impl Read, ch: &Channel, stderr: bool) {
-    let mut buf = vec![0u8; IO_BUF];
-    loop {
-        let n = match from.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        let mut data = &buf[..n];
-        while !data.is_empty() {
-            let r = if stderr {
-                ch.write_stderr(data)
-            } else {
-                ch.write(data)
-            };
-            match r {
-                Ok(k) => data = &data[k..],
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<std::process::ExitStatus> {
-    let (mut child, master) = pty::spawn(cmd, size)?;
-    let pid = Arc::new(Mutex::new(Some(child.id())));
-    {
-        let (ch, pid, m) = (ch.clone(), pid.clone(), master.try_clone()?);
-        thread::spawn(move || control(ch, pid, Some(m)));
-    }
-    {
-        let ch = ch.clone();
-        let mut to_pty = master.try_clone()?;
-        thread::spawn(move || {
-            let mut buf = vec![0u8; IO_BUF];
-            while let Ok(n) = ch.read(&mut buf) {
-                if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    // The master reads EIO once the last process holding the slave is
-    // gone: that ends the output.
-    let mut from_pty = master;
-    copy_out(&mut from_pty, ch, false);
-    let status = child.wait()?;
-    if let Ok(mut p) = pid.lock() {
-        *p = None;
-    }
-    Ok(status)
+    session::run(&ch, cmd, setup.pty);
 }

@@ -13,6 +13,7 @@
 
 mod channel;
 mod forward;
+pub mod session;
 mod state;
 
 use std::io::{self, Read, Write};

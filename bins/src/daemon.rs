@@ -1,0 +1,168 @@
+//! cpud's daemon role: listen, log clients in, and give each session to
+//! a `cpud -remote` child, started with the client's environment and the
+//! command split from the exec string as the reference splits it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::thread;
+
+use proto_ssh::channel::{ChannelKind, GlobalRequest};
+use proto_ssh::connection::ServerConfig;
+use runtime_std::ssh::{session, Channel, Incoming, RemoteForward, SshConnection};
+use ssh_key::PrivateKey;
+
+use crate::authorized::Policy;
+use crate::quote;
+
+/// What the daemon serves with.
+#[derive(Debug, Clone)]
+pub struct Daemon {
+    /// The host key.
+    pub host_key: PrivateKey,
+    /// Who may log in.
+    pub policy: Policy,
+    /// The program started for each session (normally this cpud).
+    pub exe: String,
+    /// Debug output on stderr.
+    pub debug: bool,
+}
+
+impl Daemon {
+    /// Serves every connection `listener` accepts, one thread each.
+    pub fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let this = Arc::new(self);
+        for stream in listener.incoming() {
+            let stream = match stream {
+                Ok(s) => s,
+                Err(e) => {
+                    this.log(format_args!("accept: {e}"));
+                    continue;
+                }
+            };
+            let this = this.clone();
+            thread::spawn(move || this.connection(stream));
+        }
+        Ok(())
+    }
+
+    fn log(&self, msg: std::fmt::Arguments<'_>) {
+        if self.debug {
+            eprintln!("cpud: {msg}");
+        }
+    }
+
+    fn connection(&self, stream: TcpStream) {
+        let peer = stream
+            .peer_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|_| "?".into());
+        let config = ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()));
+        let conn = match SshConnection::server_tcp(stream, config) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log(format_args!("{peer}: {e}"));
+                return;
+            }
+        };
+        self.log(format_args!("{peer}: connected"));
+        let mut forwards = Vec::new();
+        while let Some(inc) = conn.accept() {
+            match inc {
+                Incoming::Channel(p) => {
+                    if !matches!(p.kind, ChannelKind::Session) {
+                        // As the reference: sessions only (no direct-tcpip).
+                        let _ = p.reject(1, "only sessions are served");
+                        continue;
+                    }
+                    let Ok(ch) = p.accept() else { continue };
+                    let (exe, debug) = (self.exe.clone(), self.debug);
+                    let user = conn.user().unwrap_or_default();
+                    thread::spawn(move || session_child(ch, &exe, debug, &user));
+                }
+                Incoming::Global {
+                    request: GlobalRequest::TcpipForward { address, port },
+                    want_reply,
+                } => {
+                    let reply = match RemoteForward::start(&conn, &address, port) {
+                        Ok(f) => {
+                            let bound = f.port();
+                            self.log(format_args!("{peer}: forwarding {address}:{bound}"));
+                            forwards.push(f);
+                            Some(bound)
+                        }
+                        Err(e) => {
+                            self.log(format_args!("{peer}: tcpip-forward {address}:{port}: {e}"));
+                            None
+                        }
+                    };
+                    if want_reply {
+                        let _ = conn.reply_global(reply.is_some(), reply);
+                    }
+                }
+                Incoming::Global { want_reply, .. } => {
+                    if want_reply {
+                        let _ = conn.reply_global(false, None);
+                    }
+                }
+            }
+        }
+        self.log(format_args!("{peer}: gone"));
+    }
+}
+
+/// Runs one session as `exe -remote args...`: the args come from the
+/// exec string split in POSIX shell style (none for `shell`: the child
+/// runs `$SHELL`), the environment is the client's alone when it sent
+/// any (as the reference), plus TERM with a pty.
+fn session_child(ch: Channel, exe: &str, debug: bool, user: &str) {
+    let Some(setup) = session::read_setup(&ch) else {
+        return;
+    };
+    let mut cmd = Command::new(exe);
+    cmd.arg("-remote");
+    if debug {
+        cmd.arg("-d");
+    }
+    if let Some(raw) = &setup.command {
+        match quote::shlex_split(&String::from_utf8_lossy(raw)) {
+            Ok(words) => {
+                cmd.args(words);
+            }
+            Err(e) => {
+                let _ = ch.write_stderr(format!("cpud: bad command string: {e}\n").as_bytes());
+                // 2, a usage error, as a shell would give.
+                let _ = ch.request(&proto_ssh::channel::ChannelRequest::ExitStatus(2), false);
+                let _ = ch.send_eof();
+                let _ = ch.close();
+                return;
+            }
+        }
+    }
+    if !setup.env.is_empty() {
+        cmd.env_clear();
+        for (k, v) in &setup.env {
+            cmd.env(k, String::from_utf8_lossy(v).as_ref());
+        }
+    }
+    if debug {
+        eprintln!(
+            "cpud: session for {user:?}: {:?}",
+            cmd.get_args().collect::<Vec<_>>()
+        );
+    }
+    let status = session::run(&ch, cmd, setup.pty);
+    if debug {
+        eprintln!("cpud: session for {user:?} ended: {status:?}");
+    }
+}
+
+/// The program to start for sessions: this very executable.
+pub fn self_exe() -> String {
+    std::env::current_exe()
+        .ok()
+        .filter(|p| Path::new(p).exists())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "/proc/self/exe".into())
+}
