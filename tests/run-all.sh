@@ -10,7 +10,7 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
 #   test       cargo test --workspace
-#   build      cargo build --release -p cpu-bins --bin cpu9p --bin cpud, and (step
+#   build      cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu, and (step
 #              build-ssh) cargo build --release -p runtime-std --examples
 #              (ssh_server, ssh_client) unless CPU_RS_SSH_INTEROP=0
 #   clients    tests/scripts/diod-clients.sh   (diodls/diodcat, host side)
@@ -28,6 +28,9 @@
 #   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
 #              SSH: exec, statuses, stdin, env, refused key, teardown, host
 #              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   cpu-guest  tests/scripts/cpu-guest.sh     (cpud as a QEMU guest's service,
+#              cpu from here: the kernel 9p path, cwd, files both ways,
+#              statuses, stdin, -namespace remote=local, SIGINT, wrong key)
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -44,7 +47,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-guest}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -148,7 +151,7 @@ if [ "$FAILED" = 0 ]; then
 	if [ "$SERVER" = ours ]; then
 		export CPU9P=${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p
 		if wanted build || [ ! -x "$CPU9P" ]; then
-			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud ||
+			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu ||
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
 	fi
@@ -177,6 +180,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpud && ssh_interop_on; then
 		CPUD=${CPUD:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpud} step cpud 300 tests/scripts/cpud-openssh.sh
+	fi
+	if wanted cpu-guest; then
+		step cpu-guest 900 tests/scripts/cpu-guest.sh
 	fi
 fi
 

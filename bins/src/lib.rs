@@ -4,6 +4,7 @@
 
 pub mod authorized;
 pub mod cli;
+pub mod client;
 pub mod daemon;
 pub mod goduration;
 pub mod goflags;
@@ -12,3 +13,4 @@ pub mod namespace;
 pub mod quote;
 pub mod remote;
 pub mod ssh_config;
+pub mod tty;

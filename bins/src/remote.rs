@@ -7,7 +7,15 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
+use std::io::Write;
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
 use crate::cli::RemoteArgs;
+use crate::namespace::{parse_fstab, CPU_MOUNT};
 
 /// Environment variables that carry the session setup and must not reach
 /// the user's command.
@@ -24,15 +32,11 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
             _ => return ("cpud -remote: no command and $SHELL is not set".into(), 1),
         }
     }
-    if std::env::var_os("CPUNONCE").is_some() {
-        // The 9P namespace is built by the session code that mounts the
-        // client's files; without it the command would run in a world
-        // the client did not ask for.
-        return (
-            "cpud -remote: this cpud cannot mount the client's files yet (9P namespace not built)"
-                .into(),
-            1,
-        );
+    if let Some(nonce) = std::env::var_os("CPUNONCE") {
+        let nonce = nonce.to_string_lossy().into_owned();
+        if let Err(e) = namespace(r, &nonce, debug) {
+            return (format!("cpud -remote: {e}"), crate::client::exit::MOUNT);
+        }
     }
     let mut cmd = Command::new(&args[0]);
     cmd.args(&args[1..]);
@@ -61,4 +65,90 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         126
     };
     (format!("cpud -remote: {}: {err}", args[0]), code)
+}
+
+/// The 9P namespace of a cpu session, as the reference builds it: a
+/// private mount namespace, a fresh tmpfs on /tmp, the client's files at
+/// /tmp/cpu (the kernel's 9P client on the forwarded connection, after
+/// the nonce), then the binds of CPU_FSTAB. A bind that fails is a
+/// warning, as in the reference; everything else is fatal.
+fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<(), String> {
+    let port = r
+        .port9p
+        .ok_or("CPUNONCE is set but -port9p is not: no 9P to mount")?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| format!("unshare(CLONE_NEWNS): {e}"))?;
+    // Nothing mounted here may reach the host's namespace.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| format!("making / private: {e}"))?;
+    mount(
+        Some("cpu"),
+        "/tmp",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        None::<&str>,
+    )
+    .map_err(|e| format!("tmpfs on /tmp: {e}"))?;
+    for dir in [CPU_MOUNT, "/home"] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
+    }
+    let mut sock = TcpStream::connect(("127.0.0.1", port))
+        .or_else(|_| TcpStream::connect(("::1", port)))
+        .map_err(|e| format!("dialing the 9P forward on port {port}: {e}"))?;
+    sock.write_all(nonce.as_bytes())
+        .map_err(|e| format!("sending the nonce: {e}"))?;
+    let fd = sock.as_raw_fd();
+    let uname = std::env::var("USER").unwrap_or_else(|_| "nouser".into());
+    let opts = format!(
+        "version=9p2000.L,trans=fd,rfdno={fd},wfdno={fd},uname={uname},msize=1048576,debug=0"
+    );
+    if debug {
+        eprintln!("cpud -remote: mount 9p on {CPU_MOUNT}: {opts}");
+    }
+    match mount(
+        Some("localhost"),
+        CPU_MOUNT,
+        Some("9p"),
+        MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+        Some(opts.as_str()),
+    ) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::ENODEV) => {
+            return Err(
+                "this kernel has no 9p file system, and the FUSE path is not built yet".into(),
+            )
+        }
+        Err(e) => return Err(format!("9p mount on {CPU_MOUNT}: {e}")),
+    }
+    // The kernel holds the connection now.
+    drop(sock);
+    let tab = std::env::var("CPU_FSTAB").unwrap_or_default();
+    for e in parse_fstab(&tab) {
+        let fstype = (e.fstype != "none").then_some(e.fstype.as_str());
+        let data = (!e.data.is_empty()).then_some(e.data.as_str());
+        let flags = MsFlags::from_bits_truncate(e.flags as nix::libc::c_ulong);
+        match mount(
+            Some(e.source.as_str()),
+            e.target.as_str(),
+            fstype,
+            flags,
+            data,
+        ) {
+            Ok(()) => {
+                if debug {
+                    eprintln!("cpud -remote: mounted {} on {}", e.source, e.target);
+                }
+            }
+            Err(err) => eprintln!(
+                "cpud -remote: warning: mount {} on {}: {err}",
+                e.source, e.target
+            ),
+        }
+    }
+    Ok(())
 }

@@ -94,3 +94,22 @@ pub fn resize(master: &File, size: WinSize) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The size of the terminal on `fd`, if it is one.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<WinSize> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: `fd` is borrowed open for the call and TIOCGWINSZ writes
+    // exactly one `winsize` through the valid pointer.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some(WinSize {
+        cols: ws.ws_col,
+        rows: ws.ws_row,
+        width_px: ws.ws_xpixel,
+        height_px: ws.ws_ypixel,
+    })
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# tests/scripts/cpu-guest.sh: the embedded case end to end. cpud is the
+# service of a QEMU guest (../shared/vm, the kernel's 9p client), and cpu
+# runs here through a forwarded port: the remote command runs in the guest
+# with this machine's files mounted over its /bin, /lib, /usr, /etc, /home.
+#
+# The test's cwd is a fresh folder under /home (the default namespace
+# binds /home), removed afterwards. CPU, CPUD: the binaries (default
+# target/release/{cpu,cpud}). One PASS/FAIL line per case; exit 1 on any.
+set -euo pipefail
+# shellcheck source=ssh/lib.sh
+. "$(dirname "$0")/ssh/lib.sh"
+
+CPU=$(abs_bin "${CPU:-target/release/cpu}")
+CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
+for b in "$CPU" "$CPUD"; do
+	bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
+done
+ssh_init cpu-guest
+guest_image >/dev/null
+HOMEDIR=$(mktemp -d /home/cpu-rs-guest.XXXXXX)
+GLOG=$W/guest.log
+stop_guest() {
+	"$VM_DIR/run-guest.sh" -S -l "$GLOG" >/dev/null 2>&1 || true
+	rm -rf "$HOMEDIR"
+}
+CLEANUP_HOOKS+=(stop_guest)
+
+HP=$(free_port)
+cp "$W/host_ed25519" "$W/hk"
+timeout 150 "$VM_DIR/run-guest.sh" -b -l "$GLOG" -p "$HP:17010" -T 900 \
+	-a "$CPUD" -a "$W/hk:/etc/cpud/hk" -a "$W/authorized_keys:/etc/cpud/pk" \
+	-r 'cpud: listening on' -- cpud -hk /etc/cpud/hk -pk /etc/cpud/pk >/dev/null ||
+	{ fail "guest: cpud did not start"; tail -n 30 "$GLOG" >&2; exit 1; }
+say "guest cpud on 127.0.0.1:$HP"
+
+cpu_cmd() { # cpu_cmd [CPU_FLAGS...] -- CMD...
+	local flags=()
+	while [ "$1" != -- ]; do flags+=("$1"); shift; done
+	shift
+	(cd "$HOMEDIR" && timeout -k 5 "${CPU_TMO:-120}" "$CPU" -key "$W/client_ed25519" -sp "$HP" "${flags[@]}" 127.0.0.1 "$@")
+}
+
+out=$(cpu_cmd -- sh -c 'pwd; uname -n; echo data > out.txt') || true
+[ "$out" = "$HOMEDIR"$'\n'"guest" ] && [ "$(cat "$HOMEDIR/out.txt" 2>/dev/null)" = data ] &&
+	pass "remote runs in the guest, in our cwd, and writes here" || fail "cwd/write: got '$out'"
+
+cpu_cmd -- dd if=/dev/urandom of=rom.img bs=1M count=8 2>/dev/null || true
+[ "$(stat -c %s "$HOMEDIR/rom.img" 2>/dev/null)" = 8388608 ] &&
+	pass "flashrom-like: rom.img lands in the local cwd" || fail "rom.img: $(ls -l "$HOMEDIR" | tr '\n' ' ')"
+
+head -c 32M /dev/urandom >"$HOMEDIR/big.bin"
+want=$(sha_of "$HOMEDIR/big.bin")
+got=$(cpu_cmd -- sha256sum big.bin | cut -d' ' -f1) || true
+[ "$got" = "$want" ] && pass "remote reads a 32 MiB local file (sha256)" || fail "sha256: $got != $want"
+rm -f "$HOMEDIR/big.bin"
+
+for code in 0 3 255; do
+	rc=0
+	cpu_cmd -- sh -c "exit $code" || rc=$?
+	[ "$rc" = "$code" ] && pass "exit $code" || fail "exit $code: got $rc"
+done
+rc=0
+cpu_cmd -- sh -c 'kill -TERM $$' || rc=$?
+[ "$rc" = 143 ] && pass "killed command: 128+15" || fail "killed: got $rc"
+
+out=$(printf 'line one\nline two\n' | cpu_cmd -- cat) || true
+[ "$out" = $'line one\nline two' ] && pass "stdin" || fail "stdin: got '$out'"
+
+# remote=local: a local folder with its own bin/ over the remote /bin.
+mkdir -p "$HOMEDIR/tree/bin"
+printf '#!/usr/bin/sh\necho hello from the local tree\n' >"$HOMEDIR/tree/bin/hello"
+chmod 755 "$HOMEDIR/tree/bin/hello"
+out=$(cpu_cmd -namespace "/lib:/lib64:/usr:/etc:/home:/bin=$HOMEDIR/tree/bin" -- /bin/hello) || true
+[ "$out" = "hello from the local tree" ] && pass "-namespace remote=local over /bin" || fail "namespace: got '$out'"
+
+# A signal to cpu reaches the remote command.
+rm -f "$HOMEDIR/started"
+(cd "$HOMEDIR" && exec timeout -k 5 120 "$CPU" -key "$W/client_ed25519" -sp "$HP" 127.0.0.1 \
+	sh -c 'echo up > started; exec sleep 100') &
+CPID=$!
+n=0
+until [ -s "$HOMEDIR/started" ] || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done
+if [ -s "$HOMEDIR/started" ]; then
+	pkill -INT -P "$CPID" -x cpu || kill -INT "$CPID"
+	rc=0
+	wait "$CPID" || rc=$?
+	[ "$rc" = 130 ] && pass "SIGINT reaches the remote command (exit 130)" || fail "SIGINT: exit $rc"
+else
+	fail "SIGINT: the remote command never started"
+	kill "$CPID" 2>/dev/null || true
+fi
+
+rc=0
+(cd "$HOMEDIR" && timeout 60 "$CPU" -key "$W/wrong_ed25519" -sp "$HP" 127.0.0.1 true) 2>"$W/wrong.err" || rc=$?
+[ "$rc" = 253 ] && pass "wrong key refused (253)" || fail "wrong key: got $rc: $(cat "$W/wrong.err")"
+
+echo "cpu-guest: $PASSES passed, $FAILS failed"
+[ "$FAILS" = 0 ]
