@@ -28,6 +28,9 @@
 #   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
 #              SSH: exec, statuses, stdin, env, refused key, teardown, host
 #              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
+#              ssh_config alias, statuses, arguments, stdin, exit codes of
+#              each failure, the remote's 9p mount failure on this kernel)
 #   cpu-guest  tests/scripts/cpu-guest.sh     (cpud as a QEMU guest's service,
 #              cpu from here: the kernel 9p path, cwd, files both ways,
 #              statuses, stdin, -namespace remote=local, SIGINT, wrong key)
@@ -47,7 +50,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-guest}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-guest}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -180,6 +183,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpud && ssh_interop_on; then
 		CPUD=${CPUD:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpud} step cpud 300 tests/scripts/cpud-openssh.sh
+	fi
+	if wanted cpu-local && ssh_interop_on; then
+		step cpu-local 300 tests/scripts/cpu-local.sh
 	fi
 	if wanted cpu-guest; then
 		step cpu-guest 900 tests/scripts/cpu-guest.sh

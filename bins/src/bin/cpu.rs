@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use cpu_bins::cli::{self, CpuArgs, Outcome};
 use cpu_bins::client::{self, exit, Failure, Options};
-use cpu_bins::namespace;
+use cpu_bins::{namespace, ssh_config};
 use proto_ssh::transport::AcceptAnyHostKey;
 use ssh_key::PrivateKey;
 
@@ -49,20 +49,23 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
     if !a.net.is_empty() && a.net != "tcp" {
         return Err(usage(format!("-net {}: only tcp is built yet", a.net)));
     }
-    let (user, host) = match a.host.split_once('@') {
-        Some((u, h)) => (u.to_string(), h.to_string()),
-        None => (
-            std::env::var("USER").unwrap_or_else(|_| "root".into()),
-            a.host.clone(),
-        ),
-    };
+    let home = std::env::var("HOME").unwrap_or_default();
+    let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let resolved = ssh_config_for(&a.host, &home, &local_user, a.d)?;
+    let user = resolved.user.clone().unwrap_or_else(|| local_user.clone());
+    let host = resolved.host.clone();
+    // -sp, else ssh_config's Port, else cpud's port (never 22 by accident).
     let port = match a.sp.as_str() {
-        "" => DEFAULT_PORT,
+        "" => resolved.port.unwrap_or(DEFAULT_PORT),
         sp => sp
             .parse()
             .map_err(|_| usage(format!("-sp {sp:?}: not a port number")))?,
     };
-    let keys = if a.use_key { keys(a)? } else { Vec::new() };
+    let keys = if a.use_key {
+        keys(a, &resolved.identity_files)?
+    } else {
+        Vec::new()
+    };
     // Plain ssh: no forward, no namespace.
     let ninep = a.ninep && !a.ssh;
     let fstab = if a.ssh {
@@ -90,10 +93,25 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
     })
 }
 
-/// The `-key` file, or the usual keys of ~/.ssh that exist.
-fn keys(a: &CpuArgs) -> Result<Vec<PrivateKey>, Failure> {
+/// The `-key` file, else ssh_config's IdentityFile entries, else the
+/// usual keys of ~/.ssh that exist.
+fn keys(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<PrivateKey>, Failure> {
     if !a.key.is_empty() {
         return Ok(vec![load_key(&expand_home(&a.key))?]);
+    }
+    if !identity_files.is_empty() {
+        let mut keys = Vec::new();
+        for f in identity_files {
+            let path = expand_home(f);
+            if path.exists() {
+                keys.push(load_key(&path)?);
+            } else if a.d {
+                eprintln!("cpu: IdentityFile {} does not exist", path.display());
+            }
+        }
+        if !keys.is_empty() {
+            return Ok(keys);
+        }
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut keys = Vec::new();
@@ -113,6 +131,47 @@ fn keys(a: &CpuArgs) -> Result<Vec<PrivateKey>, Failure> {
         return Err(usage("no key: give -key FILE, or create ~/.ssh/id_ed25519"));
     }
     Ok(keys)
+}
+
+/// Host, user, port and keys from `~/.ssh/config`, then
+/// `/etc/ssh/ssh_config` (the first value found wins), as OpenSSH reads
+/// them. Missing files are no error.
+fn ssh_config_for(
+    host_arg: &str,
+    home: &str,
+    user: &str,
+    debug: bool,
+) -> Result<ssh_config::Resolved, Failure> {
+    let mut loader = |path: &str| -> Result<Option<String>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
+    };
+    let user_dir = format!("{home}/.ssh");
+    let files = [
+        (format!("{user_dir}/config"), user_dir.clone()),
+        ("/etc/ssh/ssh_config".to_string(), "/etc/ssh".to_string()),
+    ];
+    let mut configs = Vec::new();
+    for (file, include_dir) in &files {
+        let Some(text) = loader(file).map_err(usage)? else {
+            continue;
+        };
+        let env = ssh_config::ParseEnv { home, include_dir };
+        let config =
+            ssh_config::parse(file, &text, &env, &mut loader).map_err(|e| usage(format!("{e}")))?;
+        if debug {
+            for w in &config.warnings {
+                eprintln!("cpu: {w:?}");
+            }
+        }
+        configs.push(config);
+    }
+    let refs: Vec<&ssh_config::Config> = configs.iter().collect();
+    ssh_config::resolve(host_arg, &refs, &ssh_config::LocalEnv { home, user })
+        .map_err(|e| usage(format!("{e}")))
 }
 
 fn expand_home(p: &str) -> PathBuf {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# tests/scripts/cpu-local.sh: our cpu against our cpud on 127.0.0.1 (cpud
+# in a private mount namespace). This kernel has no 9p, so the file
+# service cases live in cpu-guest.sh; here: ssh_config (Host alias with
+# HostName, Port, User, IdentityFile), the command string and exit
+# statuses, stdin, and the distinct exit codes of each failure.
+#
+# CPU, CPUD: the binaries (default target/release/{cpu,cpud}).
+set -euo pipefail
+# shellcheck source=ssh/lib.sh
+. "$(dirname "$0")/ssh/lib.sh"
+
+CPU=$(abs_bin "${CPU:-target/release/cpu}")
+CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
+for b in "$CPU" "$CPUD"; do
+	bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
+done
+ssh_init cpu-local
+
+CPUD_STATE_DIR=$W/state unshare --mount --propagation private \
+	"$CPUD" -sp 0 -addr 127.0.0.1 -hk "$W/host_ed25519" -pk "$W/authorized_keys" \
+	>"$W/cpud.out" 2>"$W/cpud.err" </dev/null &
+CPID=$!
+track "$CPID"
+line=$(wait_line "$W/cpud.err" 'listening on 127\.0\.0\.1:[0-9]+' "$CPID" 20) || { cat "$W/cpud.err"; exit 1; }
+CPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
+
+# A home of our own: the alias comes from its ssh_config.
+FAKEHOME=$W/home
+mkdir -p "$FAKEHOME/.ssh"
+cat >"$FAKEHOME/.ssh/config" <<CFG
+Host board
+	HostName 127.0.0.1
+	Port $CPORT
+	User cpu-rs-test
+	IdentityFile ~/.ssh/board_key
+CFG
+cp "$W/client_ed25519" "$FAKEHOME/.ssh/board_key"
+cpu() { HOME=$FAKEHOME timeout -k 5 60 "$CPU" "$@"; }
+
+out=$(CPU_RS_MARK=seen cpu -9p=false board sh -c 'echo $CPU_RS_MARK@$TMPDIR') && [ "$out" = "seen@/tmp" ] &&
+	pass "ssh_config alias (HostName, Port, IdentityFile), env and TMPDIR" || fail "alias: got '$out'"
+
+for code in 0 1 3 255; do
+	rc=0
+	cpu -9p=false board sh -c "exit $code" || rc=$?
+	[ "$rc" = "$code" ] && pass "exit $code" || fail "exit $code: got $rc"
+done
+
+out=$(cpu -9p=false board printf '%s|' "a b" "it's" '$HOME') && [ "$out" = "a b|it's|\$HOME|" ] &&
+	pass "arguments arrive unchanged" || fail "arguments: got '$out'"
+
+out=$(printf 'one\ntwo\n' | cpu -9p=false board wc -l) && [ "$out" = 2 ] &&
+	pass "stdin" || fail "stdin: got '$out'"
+
+rc=0
+cpu -9p=false -key "$W/wrong_ed25519" board true 2>"$W/wrong.err" || rc=$?
+[ "$rc" = 253 ] && pass "wrong key: 253" || fail "wrong key: got $rc: $(cat "$W/wrong.err")"
+
+rc=0
+cpu -9p=false -key "$W/client_ed25519" -sp "$(free_port)" 127.0.0.1 true 2>"$W/conn.err" || rc=$?
+[ "$rc" = 254 ] && grep -q "cannot connect" "$W/conn.err" && pass "cannot connect: 254" ||
+	fail "cannot connect: got $rc: $(cat "$W/conn.err")"
+
+rc=0
+cpu -9p=false board no-such-command-cpu-rs 2>"$W/missing.err" || rc=$?
+[ "$rc" = 127 ] && pass "command not found: 127" || fail "command not found: got $rc"
+
+# This kernel has no 9p: the remote says so, with the mount failure code.
+rc=0
+cpu board true 2>"$W/mount.err" || rc=$?
+if ! grep -qw 9p /proc/filesystems; then
+	[ "$rc" = 251 ] && grep -q "9p" "$W/mount.err" && pass "remote mount failure: 251 and why" ||
+		fail "mount failure: got $rc: $(cat "$W/mount.err")"
+else
+	skip "mount failure case: this kernel has 9p"
+fi
+
+rc=0
+cpu -nosuchflag board true 2>"$W/usage.err" || rc=$?
+[ "$rc" = 2 ] && grep -q "nosuchflag" "$W/usage.err" && pass "bad flag: 2 and usage" || fail "bad flag: got $rc"
+cpu -h >"$W/help.out" && grep -q namespace "$W/help.out" && pass "-h prints usage" || fail "-h"
+
+echo "cpu-local: $PASSES passed, $FAILS failed"
+[ "$FAILS" = 0 ]
