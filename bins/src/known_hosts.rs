@@ -103,6 +103,8 @@ pub struct KnownHosts {
     path: PathBuf,
     entries: Vec<Entry>,
     warnings: Vec<String>,
+    /// Lines in the file, so an entry added later gets its number.
+    lines: usize,
 }
 
 impl KnownHosts {
@@ -114,9 +116,11 @@ impl KnownHosts {
             path: path.to_path_buf(),
             entries: Vec::new(),
             warnings: Vec::new(),
+            lines: 0,
         };
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
+            kh.lines = line;
             match parse_line(raw) {
                 Ok(None) => {}
                 Ok(Some((revoked, hosts, key))) => kh.entries.push(Entry {
@@ -181,9 +185,9 @@ impl KnownHosts {
 
     /// Records in memory what [`append`] wrote, so a later check agrees.
     fn remember(&mut self, host: &str, port: u16, key: &KeyData) {
-        let line = self.entries.last().map_or(1, |e| e.line + 1);
+        self.lines += 1;
         self.entries.push(Entry {
-            line,
+            line: self.lines,
             revoked: false,
             hosts: Hosts::Patterns(vec![host_pattern(&host.to_ascii_lowercase(), port)]),
             key: key.clone(),
@@ -208,13 +212,17 @@ fn parse_line(raw: &str) -> Result<Option<(bool, Hosts, KeyData)>, String> {
         }
         rest = after;
     }
-    let (field, keytext) = split_field(rest);
-    if keytext.is_empty() {
+    let mut words = rest.split_whitespace();
+    let field = words.next().unwrap_or_default();
+    let (Some(keytype), Some(blob)) = (words.next(), words.next()) else {
         return Err("no key".into());
-    }
+    };
     let hosts = parse_hosts(field)?;
-    // from_openssh also checks the key type word against the blob.
-    let key = PublicKey::from_openssh(keytext).map_err(|e| format!("bad key: {e}"))?;
+    // Rebuilt with one space and no comment: from_openssh refuses tabs
+    // and runs of spaces, which OpenSSH accepts. It also checks the key
+    // type word against the blob.
+    let key = PublicKey::from_openssh(&format!("{keytype} {blob}"))
+        .map_err(|e| format!("bad key: {e}"))?;
     Ok(Some((revoked, hosts, key.key_data().clone())))
 }
 
@@ -252,6 +260,12 @@ fn parse_hosts(field: &str) -> Result<Hosts, String> {
         return Err("no host patterns".into());
     }
     Ok(Hosts::Patterns(patterns))
+}
+
+/// `$HOME/.ssh/known_hosts`, or `None` without a usable `$HOME`.
+pub fn default_path() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(PathBuf::from(home).join(".ssh/known_hosts"))
 }
 
 /// The name a host goes by in known_hosts: `host` on port 22,
@@ -654,6 +668,17 @@ mod tests {
     }
 
     #[test]
+    fn whitespace_comments_and_crlf() {
+        let kt = key_text(&ed(1)).unwrap().replace(' ', "\t  ");
+        let f = kh(&format!(
+            "  # c\r\n\t\r\n  h,g \t{kt}  a comment\twith  tabs\r\n"
+        ));
+        assert!(f.warnings().is_empty(), "{:?}", f.warnings());
+        assert_eq!(f.check("g", 22, &ed(1)), Verdict::Known);
+        assert_eq!(f.check("h", 22, &ed(2)), changed(3));
+    }
+
+    #[test]
     fn load_missing_is_empty() {
         let dir = tempfile::tempdir().unwrap();
         let f = KnownHosts::load(&dir.path().join("nope")).unwrap();
@@ -727,7 +752,9 @@ mod tests {
         );
         // Known in memory and on disk.
         assert!(c.check(&k));
-        assert_eq!(c.messages.lock().unwrap().len(), 1);
+        assert!(!c.check(&ed(1)));
+        assert!(c.messages.lock().unwrap()[1].contains(&format!("{}:1", p.display())));
+        c.messages.lock().unwrap().clear();
         let mut c = TofuCheck::new(p.clone(), "h", 2222).unwrap();
         assert!(c.check(&k));
         assert!(c.messages.lock().unwrap().is_empty());
