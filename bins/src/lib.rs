@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod goduration;
 pub mod goflags;
 pub mod hostkey;
+pub mod known_hosts;
 pub mod namespace;
 pub mod quote;
 pub mod remote;
