@@ -123,6 +123,13 @@ pub const CPU_FLAGS: &[Flag] = &[
     boolean("nfs", false, "use nfs instead of 9p"),
     boolean("ssh", false, "ssh only, no namespace"),
     boolean("sshd", false, "server is sshd, not cpud"),
+    // Ours: OpenSSH-style known_hosts checking (learn on first use, refuse
+    // a changed key); -hostkeycheck=false turns it off.
+    boolean(
+        "hostkeycheck",
+        true,
+        "check the host key against ~/.ssh/known_hosts",
+    ),
 ];
 
 /// `cpu`'s synopsis line.
@@ -167,6 +174,8 @@ pub struct CpuArgs {
     pub ssh: bool,
     /// `-sshd`: the server is OpenSSH.
     pub sshd: bool,
+    /// `-hostkeycheck` (ours): check ~/.ssh/known_hosts.
+    pub hostkeycheck: bool,
     /// The first non-flag argument, as written (may be `user@host`).
     pub host: String,
     /// The command and its arguments; empty means the remote $SHELL.
@@ -211,6 +220,7 @@ pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
         nfs: p.bool("nfs")?,
         ssh: p.bool("ssh")?,
         sshd: p.bool("sshd")?,
+        hostkeycheck: p.bool("hostkeycheck")?,
         host: host.clone(),
         cmd: cmd.to_vec(),
     };
@@ -444,6 +454,7 @@ mod tests {
                 nfs: false,
                 ssh: false,
                 sshd: false,
+                hostkeycheck: true,
                 host: "h".into(),
                 cmd: vec![],
             }

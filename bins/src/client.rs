@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
@@ -82,6 +82,9 @@ pub struct Options {
     pub cmd: Vec<String>,
     /// Trace each step on stderr.
     pub debug: bool,
+    /// What the host key check has to say (a key learned, a key changed),
+    /// printed once the login is over.
+    pub messages: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for Options {
@@ -138,7 +141,13 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     let keys = std::mem::take(&mut o.keys);
     let check = std::mem::replace(&mut o.host_key_check, Box::new(AcceptAnyHostKey));
     let config = ClientConfig::new(&o.user, keys, check);
-    let conn = SshConnection::client_tcp(stream, config).map_err(|e| login_failure(&e))?;
+    let login = SshConnection::client_tcp(stream, config);
+    if let Ok(mut m) = o.messages.lock() {
+        for line in m.drain(..) {
+            eprintln!("{line}");
+        }
+    }
+    let conn = login.map_err(|e| login_failure(&e))?;
     if let Some([kex, hk, c, _]) = conn.algorithms() {
         trace!(o, "logged in: {kex}, {hk}, {c}");
     }

@@ -1,6 +1,7 @@
 //! The local terminal of `cpu`: raw mode while a remote pty runs, put back
 //! on every way out (the guard's drop runs on return, and the signals
-//! that would kill us are taken by a thread instead).
+//! that would kill us are taken by a thread instead). TCSADRAIN, not
+//! TCSAFLUSH: keys typed ahead must reach the remote, not be dropped.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -24,7 +25,7 @@ impl RawMode {
         let saved = termios::tcgetattr(fd).map_err(io::Error::from)?;
         let mut raw = saved.clone();
         termios::cfmakeraw(&mut raw);
-        termios::tcsetattr(fd, SetArg::TCSAFLUSH, &raw).map_err(io::Error::from)?;
+        termios::tcsetattr(fd, SetArg::TCSADRAIN, &raw).map_err(io::Error::from)?;
         Ok(Some(Self { saved }))
     }
 }
@@ -32,7 +33,7 @@ impl RawMode {
 impl Drop for RawMode {
     fn drop(&mut self) {
         let stdin = io::stdin();
-        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSAFLUSH, &self.saved);
+        let _ = termios::tcsetattr(stdin.as_fd(), SetArg::TCSADRAIN, &self.saved);
     }
 }
 

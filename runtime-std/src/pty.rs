@@ -67,6 +67,7 @@ pub fn spawn(mut cmd: Command, size: WinSize) -> io::Result<(Child, File)> {
     // child's own descriptor 0, which is the pty slave set above.
     unsafe {
         cmd.pre_exec(|| {
+            reset_signals();
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
@@ -81,6 +82,50 @@ pub fn spawn(mut cmd: Command, size: WinSize) -> io::Result<(Child, File)> {
     // master would never see the session end.
     drop(cmd);
     Ok((child, File::from(pair.master)))
+}
+
+/// Starts `cmd` (stdio as the command has it) in a new session, so that
+/// everything it starts can be found again by session id, whatever
+/// process groups a shell makes for its jobs.
+pub fn spawn_session(cmd: &mut Command) -> io::Result<Child> {
+    // SAFETY: the closure runs in the child between fork and exec and
+    // calls only async-signal-safe functions (signal, sigprocmask, setsid).
+    unsafe {
+        cmd.pre_exec(|| {
+            reset_signals();
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Gives the command default signal handling and an empty signal mask:
+/// a server started in the background by a shell ignores SIGINT and
+/// SIGQUIT, and ignored signals pass through exec, which would make
+/// Ctrl-C useless in every session. Called between fork and exec only.
+///
+/// # Safety
+/// Only async-signal-safe calls: `signal` and `sigprocmask`.
+unsafe fn reset_signals() {
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGTERM,
+        libc::SIGPIPE,
+        libc::SIGTSTP,
+        libc::SIGTTIN,
+        libc::SIGTTOU,
+        libc::SIGCHLD,
+    ] {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+    let mut empty: libc::sigset_t = core::mem::zeroed();
+    libc::sigemptyset(&mut empty);
+    libc::sigprocmask(libc::SIG_SETMASK, &empty, core::ptr::null_mut());
 }
 
 /// Resizes the terminal whose master is `master`.

@@ -81,5 +81,53 @@ cpu -nosuchflag board true 2>"$W/usage.err" || rc=$?
 [ "$rc" = 2 ] && grep -q "nosuchflag" "$W/usage.err" && pass "bad flag: 2 and usage" || fail "bad flag: got $rc"
 cpu -h >"$W/help.out" && grep -q namespace "$W/help.out" && pass "-h prints usage" || fail "-h"
 
+# Host keys: learned on first use, a changed one refused, the check
+# turned off on request.
+KH=$FAKEHOME/.ssh/known_hosts
+grep -q "^\[127.0.0.1\]:$CPORT ssh-ed25519 " "$KH" 2>/dev/null &&
+	pass "host key learned on first use" || fail "known_hosts: $(cat "$KH" 2>&1)"
+echo "[127.0.0.1]:$CPORT $(cut -d' ' -f1,2 "$W/wrong_ed25519.pub")" >"$KH"
+rc=0
+cpu -9p=false board true 2>"$W/changed.err" || rc=$?
+[ "$rc" = 252 ] && grep -q "REMOTE HOST IDENTIFICATION HAS CHANGED" "$W/changed.err" &&
+	pass "changed host key refused (252)" || fail "changed host key: got $rc: $(cat "$W/changed.err")"
+rc=0
+cpu -9p=false -hostkeycheck=false board true || rc=$?
+[ "$rc" = 0 ] && pass "-hostkeycheck=false" || fail "-hostkeycheck=false: got $rc"
+rm -f "$KH"
+
+# An interactive shell with a pty, driven through tmux: a command, Ctrl-C
+# into a running one, and the shell's exit status.
+if command -v tmux >/dev/null; then
+	TM="tmux -L cpu-rs-test-$$"
+	stop_tmux() { $TM kill-server >/dev/null 2>&1 || true; }
+	CLEANUP_HOOKS+=(stop_tmux)
+	$TM new-session -d -x 100 -y 30 \
+		"env HOME=$FAKEHOME SHELL=/bin/sh $CPU -9p=false board; echo CPU-EXIT=\$?; sleep 60"
+	# screen_has TEXT: poll the pane (bounded) until TEXT shows.
+	screen_has() {
+		local n=0
+		until $TM capture-pane -p | grep -qF -- "$1"; do
+			n=$((n + 1))
+			[ $n -ge 150 ] && return 1
+			sleep 0.1
+		done
+	}
+	$TM send-keys 'echo $((6*7))' Enter
+	screen_has 42 && pass "interactive shell through tmux" || fail "interactive: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
+	# cpud runs here, so the remote sleep can be seen before Ctrl-C.
+	$TM send-keys 'sleep 1017' Enter
+	n=0
+	until pgrep -fx 'sleep 1017' >/dev/null || [ $n -ge 150 ]; do sleep 0.1; n=$((n + 1)); done
+	$TM send-keys C-c
+	$TM send-keys 'echo after-$((1+1))-ctrl-c' Enter
+	screen_has after-2-ctrl-c && pass "Ctrl-C reaches the remote command" || fail "Ctrl-C: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
+	$TM send-keys 'exit 4' Enter
+	screen_has CPU-EXIT=4 && pass "shell's exit status comes back" || fail "shell exit: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
+	stop_tmux
+else
+	skip "no tmux: interactive cases"
+fi
+
 echo "cpu-local: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]

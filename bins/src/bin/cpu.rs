@@ -6,9 +6,11 @@ use std::process::ExitCode;
 
 use cpu_bins::cli::{self, CpuArgs, Outcome};
 use cpu_bins::client::{self, exit, Failure, Options};
+use cpu_bins::known_hosts::{self, TofuCheck};
 use cpu_bins::{namespace, ssh_config};
 use proto_ssh::transport::AcceptAnyHostKey;
 use ssh_key::PrivateKey;
+use std::sync::{Arc, Mutex};
 
 /// cpud's port, unless a flag or ssh_config says otherwise (the
 /// reference silently falls back to 22; we do not).
@@ -61,6 +63,7 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
             .parse()
             .map_err(|_| usage(format!("-sp {sp:?}: not a port number")))?,
     };
+    let messages = Arc::new(Mutex::new(Vec::new()));
     let keys = if a.use_key {
         keys(a, &resolved.identity_files)?
     } else {
@@ -79,12 +82,24 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
             namespace::parse_binds(&a.namespace).map_err(|e| usage(format!("-namespace: {e}")))?;
         namespace::join_fstab(&user_fstab, &binds)
     };
+    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if a.hostkeycheck {
+        let path = known_hosts::default_path().ok_or_else(|| {
+            usage("no $HOME for ~/.ssh/known_hosts: set HOME, or give -hostkeycheck=false")
+        })?;
+        let mut check = TofuCheck::new(path.clone(), &host, port)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        check.messages = messages.clone();
+        Box::new(check)
+    } else {
+        Box::new(AcceptAnyHostKey)
+    };
     Ok(Options {
         host,
         port,
         user,
         keys,
-        host_key_check: Box::new(AcceptAnyHostKey),
+        host_key_check,
+        messages,
         ninep,
         root: PathBuf::from(&a.root),
         fstab,

@@ -1,11 +1,13 @@
 //! Serving a session channel on this host: the requests before the
 //! command (env, pty-req), then the command itself, on pipes or on a pty,
 //! with window-change and signal passed on, and its exit status or signal
-//! sent back. When the channel or the connection goes away first, the
-//! command's whole process group is killed, so nothing is left behind.
+//! sent back. The command runs in a session of its own; when the channel
+//! or the connection goes away first, every process of that session is
+//! killed (a shell's jobs have process groups of their own, so the group
+//! alone is not enough), so nothing is left behind.
 
 use std::io::{self, Read, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -147,8 +149,41 @@ fn control(ch: Channel, group: Group, master: Option<std::fs::File>) {
             let _ = ch.reply(ok);
         }
     }
-    if let Some(pgid) = group.lock().ok().and_then(|g| *g) {
-        let _ = killpg(pgid, Signal::SIGKILL);
+    if let Some(sid) = group.lock().ok().and_then(|g| *g) {
+        kill_session(sid);
+    }
+}
+
+/// Kills every process of session `sid` (the command and all it
+/// started that stayed in its session).
+fn kill_session(sid: Pid) {
+    let _ = killpg(sid, Signal::SIGKILL);
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the command name, which may itself hold spaces
+        // and parentheses: state ppid pgrp session ...
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let session = after
+            .split_whitespace()
+            .nth(3)
+            .and_then(|s| s.parse::<i32>().ok());
+        if session == Some(sid.as_raw()) {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
     }
 }
 
@@ -173,9 +208,8 @@ fn reap(mut child: Child, group: &Group) -> io::Result<ExitStatus> {
 fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let mut child = cmd.spawn()?;
+        .stderr(Stdio::piped());
+    let mut child = pty::spawn_session(&mut cmd)?;
     let group = watch(ch, &child, None)?;
     if let Some(mut stdin) = child.stdin.take() {
         let ch = ch.clone();
