@@ -239,6 +239,13 @@ pub const CPUD_FLAGS: &[Flag] = &[
     // Ours, not the reference's: the address to listen on (default every
     // address, as the reference); tests and careful boards use 127.0.0.1.
     string("addr", "", "address to listen on (default: every address)"),
+    // Ours: per-account sessions (the reference runs every session as
+    // cpud's own user, which stays the default).
+    boolean(
+        "accounts",
+        false,
+        "run each session as the account named by the SSH user (cpud as root)",
+    ),
     boolean("d", false, "enable debug prints"),
     boolean(
         "init",
@@ -285,6 +292,8 @@ pub struct CpudArgs {
     pub net: String,
     /// `-addr`: listen address (ours); "" for every address.
     pub addr: String,
+    /// `-accounts` (ours): sessions run as the SSH user's account.
+    pub accounts: bool,
     /// `-d`: debug logging.
     pub d: bool,
     /// `-init`: run as init.
@@ -376,6 +385,7 @@ pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
         sp: p.get("sp").into(),
         net: p.get("net").into(),
         addr: p.get("addr").into(),
+        accounts: p.bool("accounts")?,
         d: p.bool("d")?,
         init: p.bool("init")?,
         port9p: p.get("port9p").into(),
@@ -562,6 +572,7 @@ mod tests {
                 sp: "17010".into(),
                 net: "tcp".into(),
                 addr: String::new(),
+                accounts: false,
                 d: false,
                 init: false,
                 port9p: String::new(),

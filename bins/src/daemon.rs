@@ -27,7 +27,13 @@ pub struct Daemon {
     pub exe: String,
     /// Debug output on stderr.
     pub debug: bool,
+    /// Sessions run as the SSH user's account ([`ACCOUNT_ENV`]).
+    pub accounts: bool,
 }
+
+/// Names the account the session child becomes. Set by the daemon only:
+/// a client's variable of that name is always removed.
+pub const ACCOUNT_ENV: &str = "CPUD_ACCOUNT";
 
 impl Daemon {
     /// Serves every connection `listener` accepts, one thread each.
@@ -77,9 +83,9 @@ impl Daemon {
                         continue;
                     }
                     let Ok(ch) = p.accept() else { continue };
-                    let (exe, debug) = (self.exe.clone(), self.debug);
+                    let (exe, debug, accounts) = (self.exe.clone(), self.debug, self.accounts);
                     let user = conn.user().unwrap_or_default();
-                    thread::spawn(move || session_child(ch, &exe, debug, &user));
+                    thread::spawn(move || session_child(ch, &exe, debug, accounts, &user));
                 }
                 Incoming::Global {
                     request: GlobalRequest::TcpipForward { address, port },
@@ -116,7 +122,7 @@ impl Daemon {
 /// exec string split in POSIX shell style (none for `shell`: the child
 /// runs `$SHELL`), the environment is the client's alone when it sent
 /// any (as the reference), plus TERM with a pty.
-fn session_child(ch: Channel, exe: &str, debug: bool, user: &str) {
+fn session_child(ch: Channel, exe: &str, debug: bool, accounts: bool, user: &str) {
     let Some(setup) = session::read_setup(&ch) else {
         return;
     };
@@ -146,9 +152,14 @@ fn session_child(ch: Channel, exe: &str, debug: bool, user: &str) {
             cmd.env(k, String::from_utf8_lossy(v).as_ref());
         }
     }
+    cmd.env_remove(ACCOUNT_ENV);
+    if accounts {
+        cmd.env(ACCOUNT_ENV, user);
+    }
     if debug {
+        let runs_as = if accounts { user } else { "cpud's own user" };
         eprintln!(
-            "cpud: session for {user:?}: {:?}",
+            "cpud: session for {user:?}, running as {runs_as}: {:?}",
             cmd.get_args().collect::<Vec<_>>()
         );
     }

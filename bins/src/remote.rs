@@ -15,6 +15,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
 use crate::cli::RemoteArgs;
+use crate::daemon::ACCOUNT_ENV;
 use crate::namespace::{parse_fstab, CPU_MOUNT};
 
 /// Environment variables that carry the session setup and must not reach
@@ -38,7 +39,14 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
             return (format!("cpud -remote: {e}"), crate::client::exit::MOUNT);
         }
     }
+    let account = std::env::var(ACCOUNT_ENV).ok();
+    if let Some(name) = &account {
+        if let Err(e) = become_account(name, debug) {
+            return (format!("cpud -remote: {e}"), 1);
+        }
+    }
     let mut cmd = Command::new(&args[0]);
+    cmd.env_remove(ACCOUNT_ENV);
     cmd.args(&args[1..]);
     for k in SETUP_ENV {
         cmd.env_remove(k);
@@ -149,6 +157,33 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<(), String> {
                 e.source, e.target
             ),
         }
+    }
+    Ok(())
+}
+
+/// Becomes the account `name` after the mounts are made: its groups, gid
+/// and uid, and HOME, SHELL, USER and LOGNAME. An unknown account is
+/// refused.
+fn become_account(name: &str, debug: bool) -> Result<(), String> {
+    use nix::unistd::{initgroups, setgid, setuid, User};
+    let user = User::from_name(name)
+        .map_err(|e| format!("looking up account {name:?}: {e}"))?
+        .ok_or_else(|| format!("there is no account {name:?} on this host"))?;
+    let cname = std::ffi::CString::new(name).map_err(|_| format!("bad account name {name:?}"))?;
+    initgroups(&cname, user.gid).map_err(|e| format!("groups of {name}: {e}"))?;
+    setgid(user.gid).map_err(|e| format!("setgid({}): {e}", user.gid))?;
+    setuid(user.uid).map_err(|e| format!("setuid({}): {e}", user.uid))?;
+    // One thread here (a fresh exec): setting the environment races with
+    // nothing, and the command inherits it.
+    std::env::set_var("HOME", &user.dir);
+    std::env::set_var("SHELL", &user.shell);
+    std::env::set_var("USER", name);
+    std::env::set_var("LOGNAME", name);
+    if debug {
+        eprintln!(
+            "cpud -remote: running as {name} (uid {}, gid {})",
+            user.uid, user.gid
+        );
     }
     Ok(())
 }

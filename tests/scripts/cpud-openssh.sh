@@ -106,5 +106,26 @@ KEY2=$(host_key "$CPORT")
 [ "$(stat -c %a "$STATE/ssh_host_ed25519_key")" = 600 ] && pass "host key mode 600" ||
 	fail "host key mode $(stat -c %a "$STATE/ssh_host_ed25519_key")"
 
+# -accounts: a session runs as the account its SSH user names; an SSH
+# user without an account is refused with a message.
+if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
+	ACCT=cpu-rs-acct$$
+	useradd -M -d /nonexistent -s /bin/sh "$ACCT"
+	drop_acct() { userdel "$ACCT" >/dev/null 2>&1 || true; }
+	CLEANUP_HOOKS+=(drop_acct)
+	stop_pid "$CPID"
+	start_cpud cpud3 -accounts
+	out=$(SSH_USER=$ACCT ossh "$CPORT" -- sh -c "'echo \$(id -un) \$HOME'") || true
+	[ "$out" = "$ACCT /nonexistent" ] && pass "-accounts: runs as the SSH user's account" ||
+		fail "-accounts: got '$out'"
+	rc=0
+	SSH_USER=cpu-rs-no-such-user ossh "$CPORT" -- true 2>"$W/noacct.err" || rc=$?
+	[ "$rc" != 0 ] && grep -q "no account" "$W/noacct.err" && pass "-accounts: unknown account refused" ||
+		fail "-accounts: unknown account: rc $rc, $(cat "$W/noacct.err")"
+	drop_acct
+else
+	skip "-accounts cases need root and useradd"
+fi
+
 echo "cpud-openssh: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]

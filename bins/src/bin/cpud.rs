@@ -49,6 +49,9 @@ fn run(args: &CpudArgs) -> Result<(), String> {
     if args.net != "tcp" {
         return Err(format!("-net {}: only tcp is built yet", args.net));
     }
+    if args.accounts && !nix::unistd::geteuid().is_root() {
+        return Err("-accounts needs cpud to run as root".into());
+    }
     if args.init {
         return Err("-init: running as init is not built yet".into());
     }
@@ -87,6 +90,7 @@ fn run(args: &CpudArgs) -> Result<(), String> {
         policy,
         exe: self_exe(),
         debug: args.d,
+        accounts: args.accounts,
     };
     daemon.serve(listener).map_err(|e| e.to_string())
 }
