@@ -63,7 +63,8 @@ pub fn serve<S: Read + Write + Send + 'static>(
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     let mut client = Client::connect(stream, MSIZE).map_err(call_to_io)?;
-    let root = client.new_fid();
+    // Fid numbers are the bridge's own from here on; the root is 0.
+    let root = 0;
     let reply = client
         .call(Tattach {
             fid: root,
@@ -125,6 +126,10 @@ struct State<S> {
     /// Open fids (the file handles) and their I/O unit.
     open: HashMap<u32, u32>,
     next_ino: u64,
+    /// Fid numbers clunked, for reuse: a long session must not run the
+    /// 32-bit fid space out and wrap onto live fids.
+    free_fids: Vec<u32>,
+    next_fid: u32,
     /// Set once the transport failed; everything answers EIO then.
     dead: bool,
 }
@@ -161,6 +166,8 @@ impl<S: Read + Write + Send + 'static> Bridge<S> {
                 by_path,
                 open: HashMap::new(),
                 next_ino: root + 1,
+                free_fids: Vec::new(),
+                next_fid: root_fid + 1,
                 dead: false,
             }),
             mountpoint,
@@ -209,27 +216,48 @@ impl<S: Read + Write> State<S> {
             .ok_or(CallError::Errno(Errno::ESTALE))
     }
 
+    fn new_fid(&mut self) -> Result<u32, CallError> {
+        if let Some(fid) = self.free_fids.pop() {
+            return Ok(fid);
+        }
+        if self.next_fid == NOFID {
+            return Err(CallError::Errno(Errno::EMFILE));
+        }
+        let fid = self.next_fid;
+        self.next_fid += 1;
+        Ok(fid)
+    }
+
     /// Walks `names` (none: a clone) from `fid` to a new fid.
     fn walk(&mut self, fid: u32, names: Vec<Vec<u8>>) -> Result<(u32, Option<Qid>), CallError> {
-        let newfid = self.client.new_fid();
+        let newfid = self.new_fid()?;
         let want = names.len();
         let r = self.client.call(Twalk {
             fid,
             newfid,
             wnames: names,
-        })?;
-        let Message::Rwalk(Rwalk { wqids }) = r else {
-            return Err(CallError::Unexpected(r.name()));
+        });
+        let wqids = match r {
+            Ok(Message::Rwalk(Rwalk { wqids })) if wqids.len() == want => wqids,
+            // A failed or partial walk makes no fid (only a full one does).
+            other => {
+                self.free_fids.push(newfid);
+                return match other {
+                    Ok(Message::Rwalk(_)) => Err(CallError::Errno(Errno::ENOENT)),
+                    Ok(m) => Err(CallError::Unexpected(m.name())),
+                    Err(e) => Err(e),
+                };
+            }
         };
-        if wqids.len() != want {
-            // A partial walk makes no fid (only a full one does).
-            return Err(CallError::Errno(Errno::ENOENT));
-        }
         Ok((newfid, wqids.last().copied()))
     }
 
+    /// Clunks `fid`; its number is free again whatever the answer, as
+    /// Tclunk forgets the fid even when it fails.
     fn clunk(&mut self, fid: u32) -> Result<(), CallError> {
-        self.client.clunk(fid)
+        let r = self.client.clunk(fid);
+        self.free_fids.push(fid);
+        r
     }
 
     fn getattr(&mut self, fid: u32) -> Result<Rgetattr, CallError> {
@@ -266,7 +294,7 @@ impl<S: Read + Write> State<S> {
                     std::mem::replace(&mut node.fid, fid)
                 };
                 if stale != node.fid {
-                    let _ = self.client.clunk(stale);
+                    let _ = self.clunk(stale);
                 }
                 return ino;
             }
@@ -300,7 +328,7 @@ impl<S: Read + Write> State<S> {
             if self.by_path.get(&node.path) == Some(&ino) {
                 self.by_path.remove(&node.path);
             }
-            let _ = self.client.clunk(node.fid);
+            let _ = self.clunk(node.fid);
         }
     }
 

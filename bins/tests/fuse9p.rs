@@ -8,13 +8,15 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use proto_9p::server::ServerConfig;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::p9server::{self, ServeConfig};
@@ -86,6 +88,75 @@ if cat "$M/nonexistent" 2>/dev/null; then echo "enoent=bad"; else echo "enoent=o
 echo done
 "#;
 
+/// Serves `dir` over 9P to the first connection on a fresh 127.0.0.1
+/// port. The receiver hears when the session ends. `on_conn` gets a
+/// clone of the connection, to break it from the server side.
+fn start_server(
+    dir: &Path,
+    on_conn: impl FnOnce(TcpStream) + Send + 'static,
+) -> (SocketAddr, mpsc::Receiver<std::io::Result<()>>) {
+    let export = LocalExport::new(dir, ExportOptions::default()).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        on_conn(conn.try_clone().unwrap());
+        let reader = conn.try_clone().unwrap();
+        let config = ServeConfig {
+            session: ServerConfig { max_msize: 1 << 20 },
+            ..ServeConfig::default()
+        };
+        let _ = done_tx.send(p9server::serve(Arc::new(export), reader, conn, config));
+    });
+    (addr, done_rx)
+}
+
+/// Runs the helper; None when it says FUSE cannot be mounted here. The
+/// helper is killed if it outlives `limit`.
+fn run_helper(
+    addr: SocketAddr,
+    mnt: &Path,
+    script: &str,
+    envs: &[(&str, &Path)],
+    limit: Duration,
+) -> Option<Output> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fuse9p-test"));
+    cmd.arg(addr.to_string())
+        .arg(mnt)
+        .arg(script)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().unwrap();
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "helper hung; stdout:\n{}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    if out.status.code() == Some(77) {
+        println!("{}", String::from_utf8_lossy(&out.stdout));
+        // The helper may never have dialed: unblock the server's accept.
+        drop(TcpStream::connect(addr));
+        return None;
+    }
+    Some(out)
+}
+
 #[test]
 fn files_through_fuse() {
     if !Path::new("/dev/fuse").exists() {
@@ -101,38 +172,18 @@ fn files_through_fuse() {
     let fromhost = pattern(3 << 20 | 123);
     fs::write(export_dir.path().join("fromhost"), &fromhost[7..]).unwrap();
 
-    let export = LocalExport::new(export_dir.path(), ExportOptions::default()).unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (done_tx, done_rx) = mpsc::channel();
-    let server = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        let reader = conn.try_clone().unwrap();
-        let config = ServeConfig {
-            session: ServerConfig { max_msize: 1 << 20 },
-            ..ServeConfig::default()
-        };
-        let r = p9server::serve(Arc::new(export), reader, conn, config);
-        let _ = done_tx.send(());
-        r
-    });
-
-    let out = Command::new(env!("CARGO_BIN_EXE_fuse9p-test"))
-        .arg(addr.to_string())
-        .arg(mnt_dir.path())
-        .arg(SCRIPT)
-        .env("SRC", src_dir.path())
-        .output()
-        .unwrap();
+    let (addr, done_rx) = start_server(export_dir.path(), drop);
+    let Some(out) = run_helper(
+        addr,
+        mnt_dir.path(),
+        SCRIPT,
+        &[("SRC", src_dir.path())],
+        Duration::from_secs(300),
+    ) else {
+        return;
+    };
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    if out.status.code() == Some(77) {
-        println!("{stdout}");
-        // The helper never dialed in, or dialed and left: unblock accept.
-        drop(std::net::TcpStream::connect(addr));
-        let _ = done_rx.recv_timeout(Duration::from_secs(10));
-        return;
-    }
     assert!(
         out.status.success(),
         "helper failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
@@ -141,8 +192,8 @@ fn files_through_fuse() {
     // The helper's exit closed the 9P connection: the server ends.
     done_rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("9P server did not end after the client left");
-    server.join().unwrap().unwrap();
+        .expect("9P server did not end after the client left")
+        .unwrap();
 
     println!("{stdout}");
     let got: HashMap<&str, &str> = stdout.lines().filter_map(|l| l.split_once('=')).collect();
@@ -188,4 +239,50 @@ fn files_through_fuse() {
     let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
     let mp = mnt_dir.path().to_string_lossy().into_owned();
     assert!(!mounts.contains(&mp), "mount leaked: {mounts}");
+}
+
+/// When the 9P stream breaks, operations fail with EIO, the mount is
+/// detached and `serve` returns (the helper exits instead of hanging).
+#[test]
+fn broken_stream_ends_the_mount() {
+    if !Path::new("/dev/fuse").exists() {
+        println!("SKIP fuse9p: no /dev/fuse");
+        return;
+    }
+    let export_dir = tempfile::tempdir().unwrap();
+    let mnt_dir = tempfile::tempdir().unwrap();
+    fs::write(export_dir.path().join("f"), b"data").unwrap();
+    let trigger = export_dir.path().join("closenow");
+    let (addr, done_rx) = start_server(export_dir.path(), move |conn| {
+        // Break the connection once the script asks for it.
+        std::thread::spawn(move || {
+            while !trigger.exists() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        });
+    });
+    let script = r#"
+set -u
+echo "before=$(cat "$M/f")"
+: > "$M/closenow"
+sleep 0.3
+if cat "$M/f" >/dev/null 2>&1; then echo "after=readable"; else echo "after=failed"; fi
+if ls "$M" >/dev/null 2>&1; then echo "ls=ok"; else echo "ls=failed"; fi
+"#;
+    let Some(out) = run_helper(addr, mnt_dir.path(), script, &[], Duration::from_secs(60)) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "helper failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("before=data"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("after=failed"), "{stdout}\n{stderr}");
+    done_rx.recv_timeout(Duration::from_secs(20)).unwrap().ok();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&*mnt_dir.path().to_string_lossy()));
 }
