@@ -721,12 +721,26 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        // Trenameat has no flags: NOREPLACE or EXCHANGE cannot be honoured.
-        if !flags.is_empty() {
+        // Trenameat has no flags. NOREPLACE is checked first (racy against
+        // other clients of the tree, as with any 9P client); EXCHANGE and
+        // WHITEOUT cannot be done.
+        let noreplace = flags == RenameFlags::RENAME_NOREPLACE;
+        if !flags.is_empty() && !noreplace {
             reply.error(FErrno::EINVAL);
             return;
         }
         let r = self.with(|st| {
+            if noreplace {
+                let dfid = st.fid_of(newparent)?;
+                match st.walk(dfid, vec![name_bytes(newname)]) {
+                    Ok((fid, _)) => {
+                        let _ = st.clunk(fid);
+                        return Err(CallError::Errno(Errno::EEXIST));
+                    }
+                    Err(CallError::Errno(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             let olddirfid = st.fid_of(parent)?;
             let newdirfid = st.fid_of(newparent)?;
             st.call_expect(

@@ -57,6 +57,10 @@ mkdir "$M/d/sub"
 echo hello > "$M/d/a"
 echo "ls=$(ls -a "$M/d" | tr '\n' ' ')"
 mv "$M/d/a" "$M/d/b"
+echo x > "$M/d/c"
+mv -n "$M/d/c" "$M/d/b" 2>/dev/null || true
+if [ -e "$M/d/c" ] && [ "$(cat "$M/d/b")" = hello ]; then echo noreplace=ok; else echo noreplace=bad; fi
+rm "$M/d/c"
 test ! -e "$M/d/a"
 ln -s b "$M/d/sym"
 echo "readlink=$(readlink "$M/d/sym")"
@@ -205,6 +209,7 @@ fn files_through_fuse() {
     assert_eq!(want("big"), sha(&big));
     assert_eq!(want("bigsize"), BIG.to_string());
     assert_eq!(want("ls").trim(), ". .. a sub");
+    assert_eq!(want("noreplace"), "ok");
     assert_eq!(want("readlink"), "b");
     assert_eq!(want("viasym"), "hello");
     assert_eq!(want("nlink"), "2");
