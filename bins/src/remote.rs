@@ -33,10 +33,12 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
             _ => return ("cpud -remote: no command and $SHELL is not set".into(), 1),
         }
     }
+    let mut fuse = None;
     if let Some(nonce) = std::env::var_os("CPUNONCE") {
         let nonce = nonce.to_string_lossy().into_owned();
-        if let Err(e) = namespace(r, &nonce, debug) {
-            return (format!("cpud -remote: {e}"), crate::client::exit::MOUNT);
+        match namespace(r, &nonce, debug) {
+            Ok(f) => fuse = f,
+            Err(e) => return (format!("cpud -remote: {e}"), crate::client::exit::MOUNT),
         }
     }
     let account = std::env::var(ACCOUNT_ENV).ok();
@@ -53,18 +55,40 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
     }
     if let Some(pwd) = std::env::var_os("PWD") {
         let pwd = Path::new(&pwd);
-        if pwd.is_dir() {
-            cmd.current_dir(pwd);
-        } else if debug {
-            eprintln!(
-                "cpud -remote: $PWD {:?} is not here; staying in {:?}",
-                pwd,
-                std::env::current_dir().ok()
+        if !pwd.is_dir() {
+            // As the reference: the command would run somewhere the user
+            // did not ask for.
+            return (
+                format!("cpud -remote: your $PWD {pwd:?} is not in the remote namespace"),
+                1,
             );
         }
+        cmd.current_dir(pwd);
     }
     if debug {
         eprintln!("cpud -remote: exec {args:?}");
+    }
+    if fuse.is_some() {
+        // The FUSE server is a thread of this process: the command runs as
+        // a child, and its status becomes ours.
+        return match runtime_std::pty::spawn_plain(&mut cmd).and_then(|mut c| c.wait()) {
+            Ok(status) => {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .or_else(|| status.signal().map(|s| 128 + s))
+                    .unwrap_or(1);
+                (String::new(), u8::try_from(code).unwrap_or(1))
+            }
+            Err(e) => {
+                let code = if e.kind() == std::io::ErrorKind::NotFound {
+                    127
+                } else {
+                    126
+                };
+                (format!("cpud -remote: {}: {e}", args[0]), code)
+            }
+        };
     }
     let err = cmd.exec();
     let code = if err.kind() == std::io::ErrorKind::NotFound {
@@ -80,7 +104,10 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
 /// /tmp/cpu (the kernel's 9P client on the forwarded connection, after
 /// the nonce), then the binds of CPU_FSTAB. A bind that fails is a
 /// warning, as in the reference; everything else is fatal.
-fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<(), String> {
+///
+/// On a kernel without 9p the same stream is mounted through FUSE, served
+/// by a thread of this process; its handle is returned.
+fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThread>, String> {
     let port = r
         .port9p
         .ok_or("CPUNONCE is set but -port9p is not: no 9P to mount")?;
@@ -118,23 +145,29 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<(), String> {
     if debug {
         eprintln!("cpud -remote: mount 9p on {CPU_MOUNT}: {opts}");
     }
-    match mount(
+    let fuse = match mount(
         Some("localhost"),
         CPU_MOUNT,
         Some("9p"),
         MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
         Some(opts.as_str()),
     ) {
-        Ok(()) => {}
+        Ok(()) => {
+            if debug {
+                eprintln!("cpud -remote: mounted with the kernel's 9p client");
+            }
+            // The kernel holds the connection now.
+            drop(sock);
+            None
+        }
         Err(nix::errno::Errno::ENODEV) => {
-            return Err(
-                "this kernel has no 9p file system, and the FUSE path is not built yet".into(),
-            )
+            if debug {
+                eprintln!("cpud -remote: this kernel has no 9p: mounting through FUSE");
+            }
+            Some(fuse_mount(sock, &uname)?)
         }
         Err(e) => return Err(format!("9p mount on {CPU_MOUNT}: {e}")),
-    }
-    // The kernel holds the connection now.
-    drop(sock);
+    };
     let tab = std::env::var("CPU_FSTAB").unwrap_or_default();
     for e in parse_fstab(&tab) {
         let fstype = (e.fstype != "none").then_some(e.fstype.as_str());
@@ -158,7 +191,43 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<(), String> {
             ),
         }
     }
-    Ok(())
+    Ok(fuse)
+}
+
+/// The thread serving the FUSE mount.
+pub type FuseThread = std::thread::JoinHandle<std::io::Result<()>>;
+
+/// Mounts the 9P stream at /tmp/cpu through FUSE, served by a thread;
+/// returns once the mount is in place. The signals a session gets are
+/// blocked first, in every thread: they are for the command, which
+/// starts with them unblocked.
+fn fuse_mount(sock: TcpStream, uname: &str) -> Result<FuseThread, String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let uname = uname.to_string();
+    let handle = std::thread::spawn(move || {
+        crate::fuse9p::serve(sock, &uname, Path::new(CPU_MOUNT), move || {
+            let _ = tx.send(());
+        })
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(()) => Ok(handle),
+        Err(_) => match handle.join() {
+            Ok(Err(e)) => Err(format!("FUSE mount on {CPU_MOUNT}: {e}")),
+            _ => Err(format!("FUSE mount on {CPU_MOUNT} did not come up")),
+        },
+    }
 }
 
 /// Becomes the account `name` after the mounts are made: its groups, gid

@@ -128,6 +128,20 @@ unsafe fn reset_signals() {
     libc::sigprocmask(libc::SIG_SETMASK, &empty, core::ptr::null_mut());
 }
 
+/// Starts `cmd` in the caller's session with default signal handling
+/// and an empty signal mask, whatever the caller blocks or ignores.
+pub fn spawn_plain(cmd: &mut Command) -> io::Result<Child> {
+    // SAFETY: the closure runs in the child between fork and exec and
+    // calls only async-signal-safe functions (signal, sigprocmask).
+    unsafe {
+        cmd.pre_exec(|| {
+            reset_signals();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
 /// Resizes the terminal whose master is `master`.
 pub fn resize(master: &File, size: WinSize) -> io::Result<()> {
     let ws = size.to_libc();

@@ -196,11 +196,14 @@ fn watch(ch: &Channel, child: &Child, master: Option<std::fs::File>) -> io::Resu
     Ok(group)
 }
 
-/// Reaps the child; the group is no longer ours to signal.
+/// Reaps the child, then kills what it left running in its session
+/// (background jobs, a FUSE server): a session ends with its command.
 fn reap(mut child: Child, group: &Group) -> io::Result<ExitStatus> {
     let status = child.wait();
-    if let Ok(mut g) = group.lock() {
-        *g = None;
+    if let Some(sid) = group.lock().ok().and_then(|mut g| g.take()) {
+        // The session id stays taken while any process of it lives, so no
+        // new session can have this number yet.
+        kill_session(sid);
     }
     status
 }
