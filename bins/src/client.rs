@@ -3,7 +3,7 @@
 //! our environment and the reference's command string, and carry stdin,
 //! stdout, stderr, signals, window size and the exit status.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -18,7 +18,7 @@ use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::p9server::{self, ServeConfig};
 use runtime_std::pty;
-use runtime_std::ssh::{write_all, Channel, Incoming, PendingChannel, SshConnection, IO_BUF};
+use runtime_std::ssh::{copy, send_then_eof, Channel, Incoming, PendingChannel, SshConnection};
 use ssh_key::PrivateKey;
 use subtle::ConstantTimeEq;
 
@@ -359,33 +359,5 @@ fn spawn_signal_thread(set: SigSet, ch: Channel) {
 
 /// Copies our stdin to the channel, then sends EOF.
 fn spawn_stdin(ch: Channel) {
-    thread::spawn(move || {
-        let mut stdin = io::stdin();
-        let mut buf = vec![0u8; IO_BUF];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if write_all(&ch, &buf[..n]).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-        let _ = ch.send_eof();
-    });
-}
-
-fn copy(from: &mut impl Read, to: &mut impl Write) {
-    let mut buf = vec![0u8; IO_BUF];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
-                    break;
-                }
-            }
-        }
-    }
+    thread::spawn(move || send_then_eof(&ch, &mut io::stdin()));
 }

@@ -6,7 +6,7 @@
 //! `ssh_client -p PORT -i KEY -l USER [-c CIPHER] [-kex ALG] [-hostkey-alg ALG] [-pq-only]
 //!  [-R 0:HOST:PORT] [-rekey-bytes N] [-v] HOST CMD...`
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::thread;
@@ -16,7 +16,7 @@ use proto_ssh::connection::ClientConfig;
 use proto_ssh::kex::negotiate::{CipherAlg, KexAlg};
 use proto_ssh::sig::SigAlg;
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_std::ssh::{splice_tcp, write_all, Incoming, SshConnection, IO_BUF};
+use runtime_std::ssh::{copy, send_then_eof, splice_tcp, Incoming, SshConnection};
 use ssh_key::PrivateKey;
 
 #[derive(Default)]
@@ -181,21 +181,7 @@ fn run() -> Result<u8, String> {
     }
     {
         let ch = ch.clone();
-        thread::spawn(move || {
-            let mut stdin = io::stdin();
-            let mut buf = vec![0u8; IO_BUF];
-            loop {
-                match stdin.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if write_all(&ch, &buf[..n]).is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-            let _ = ch.send_eof();
-        });
+        thread::spawn(move || send_then_eof(&ch, &mut io::stdin()));
     }
     let err = {
         let ch = ch.clone();
@@ -210,18 +196,4 @@ fn run() -> Result<u8, String> {
         Some(s) => u8::try_from(s.code().clamp(0, 255)).unwrap_or(255),
         None => 255,
     })
-}
-
-fn copy(from: &mut impl Read, to: &mut impl Write) {
-    let mut buf = vec![0u8; IO_BUF];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
-                    break;
-                }
-            }
-        }
-    }
 }

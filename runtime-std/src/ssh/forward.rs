@@ -15,35 +15,47 @@ pub fn splice_tcp(channel: Channel, stream: TcpStream) -> io::Result<()> {
     let mut to_peer = stream.try_clone()?;
     let ch = channel.clone();
     let inbound = thread::spawn(move || {
-        let mut buf = vec![0u8; IO_BUF];
-        loop {
-            match ch.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_peer.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        copy(&mut ch.reader(), &mut to_peer);
         let _ = to_peer.shutdown(Shutdown::Write);
     });
     let mut from_peer = stream;
+    send_then_eof(&channel, &mut from_peer);
+    let _ = inbound.join();
+    let _ = channel.close();
+    Ok(())
+}
+
+/// Copies `from` to `to` until EOF or an error on either side, flushing
+/// each piece (output must not wait for more input).
+pub fn copy(from: &mut impl Read, to: &mut impl Write) {
     let mut buf = vec![0u8; IO_BUF];
     loop {
-        match from_peer.read(&mut buf) {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).and_then(|()| to.flush()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Copies `from` into the channel until EOF, then sends EOF (not after a
+/// failed write: the channel is gone then).
+pub fn send_then_eof(channel: &Channel, from: &mut impl Read) {
+    let mut buf = vec![0u8; IO_BUF];
+    loop {
+        match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if write_all(&channel, &buf[..n]).is_err() {
-                    break;
+                if write_all(channel, &buf[..n]).is_err() {
+                    return;
                 }
             }
         }
     }
     let _ = channel.send_eof();
-    let _ = inbound.join();
-    let _ = channel.close();
-    Ok(())
 }
 
 /// Writes all of `data` to the channel.

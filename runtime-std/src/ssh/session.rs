@@ -6,7 +6,7 @@
 //! killed (a shell's jobs have process groups of their own, so the group
 //! alone is not enough), so nothing is left behind.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use proto_ssh::channel::ChannelRequest;
 
-use super::{signal_name, signal_number, write_all, Channel, IO_BUF};
+use super::{copy, signal_name, signal_number, write_all, Channel, IO_BUF};
 use crate::pty::{self, WinSize};
 
 /// What the client asked for before its command.
@@ -216,14 +216,7 @@ fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
     let group = watch(ch, &child, None)?;
     if let Some(mut stdin) = child.stdin.take() {
         let ch = ch.clone();
-        thread::spawn(move || {
-            let mut buf = vec![0u8; IO_BUF];
-            while let Ok(n) = ch.read(&mut buf) {
-                if n == 0 || stdin.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
+        thread::spawn(move || copy(&mut ch.reader(), &mut stdin));
     }
     let err_thread = child.stderr.take().map(|mut e| {
         let ch = ch.clone();
@@ -244,14 +237,7 @@ fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<ExitStatus> 
     {
         let ch = ch.clone();
         let mut to_pty = master.try_clone()?;
-        thread::spawn(move || {
-            let mut buf = vec![0u8; IO_BUF];
-            while let Ok(n) = ch.read(&mut buf) {
-                if n == 0 || to_pty.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        });
+        thread::spawn(move || copy(&mut ch.reader(), &mut to_pty));
     }
     // The master reads EIO once the last process holding the slave is
     // gone: that ends the output.
