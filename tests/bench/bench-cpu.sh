@@ -15,11 +15,7 @@
 set -euo pipefail
 . "$(dirname "$0")/../scripts/ssh/lib.sh"
 
-CPU=$(abs_bin "${CPU:-target/release/cpu}")
-CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
-for b in "$CPU" "$CPUD"; do
-	bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
-done
+cpu_bins
 RUNS=${BENCH_CPU_RUNS:-20}
 CAT_BYTES=$(numfmt --from=iec "${BENCH_CPU_CAT:-256M}")
 FILES=${BENCH_CPU_FILES:-10000}
@@ -30,12 +26,8 @@ CLEANUP_HOOKS+=(drop_hd)
 
 start_openssh_sshd bench-osshd || exit 1
 SSHD_PORT=$SPORT
-CPUD_STATE_DIR=$W/state unshare --mount --propagation private \
-	"$CPUD" -sp 0 -addr 127.0.0.1 -hk "$W/host_ed25519" -pk "$W/authorized_keys" \
-	>"$W/cpud.out" 2>"$W/cpud.err" </dev/null &
-track $!
-line=$(wait_line "$W/cpud.err" 'listening on 127\.0\.0\.1:[0-9]+' $! 20) || { cat "$W/cpud.err"; exit 1; }
-CPUD_PORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
+start_cpud cpud || exit 1
+CPUD_PORT=$CPORT
 
 run_cpu() { (cd "$HD" && timeout -k 5 900 "$CPU" -hostkeycheck=false -key "$W/client_ed25519" -sp "$CPUD_PORT" 127.0.0.1 "$@"); }
 run_ssh() { (cd "$HD" && SSH_TMO=900 ossh "$SSHD_PORT" -- "cd $HD && $*"); }

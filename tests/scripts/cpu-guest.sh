@@ -11,12 +11,13 @@ set -euo pipefail
 # shellcheck source=ssh/lib.sh
 . "$(dirname "$0")/ssh/lib.sh"
 
-CPU=$(abs_bin "${CPU:-target/release/cpu}")
-CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
-for b in "$CPU" "$CPUD"; do
-	bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
-done
+cpu_bins
 ssh_init cpu-guest
+# cpu learns host keys into ~/.ssh/known_hosts: it gets a home of its
+# own (CPU_HOME), so the test leaves the real one alone. Only cpu: the VM
+# harness keeps its cache under the real HOME.
+CPU_HOME=$W/home
+mkdir -p "$CPU_HOME"
 guest_image >/dev/null
 HOMEDIR=$(mktemp -d /home/cpu-rs-guest.XXXXXX)
 GLOG=$W/guest.log
@@ -38,7 +39,7 @@ cpu_cmd() { # cpu_cmd [CPU_FLAGS...] -- CMD...
 	local flags=()
 	while [ "$1" != -- ]; do flags+=("$1"); shift; done
 	shift
-	(cd "$HOMEDIR" && timeout -k 5 "${CPU_TMO:-120}" "$CPU" -key "$W/client_ed25519" -sp "$HP" "${flags[@]}" 127.0.0.1 "$@")
+	(cd "$HOMEDIR" && HOME=$CPU_HOME timeout -k 5 "${CPU_TMO:-120}" "$CPU" -key "$W/client_ed25519" -sp "$HP" "${flags[@]}" 127.0.0.1 "$@")
 }
 
 out=$(cpu_cmd -- sh -c 'pwd; uname -n; echo data > out.txt') || true
@@ -76,7 +77,7 @@ out=$(cpu_cmd -namespace "/lib:/lib64:/usr:/etc:/home:/bin=$HOMEDIR/tree/bin" --
 
 # A signal to cpu reaches the remote command.
 rm -f "$HOMEDIR/started"
-(cd "$HOMEDIR" && exec timeout -k 5 120 "$CPU" -key "$W/client_ed25519" -sp "$HP" 127.0.0.1 \
+(cd "$HOMEDIR" && HOME=$CPU_HOME exec timeout -k 5 120 "$CPU" -key "$W/client_ed25519" -sp "$HP" 127.0.0.1 \
 	sh -c 'echo up > started; exec sleep 100') &
 CPID=$!
 n=0
@@ -92,7 +93,7 @@ else
 fi
 
 rc=0
-(cd "$HOMEDIR" && timeout 60 "$CPU" -key "$W/wrong_ed25519" -sp "$HP" 127.0.0.1 true) 2>"$W/wrong.err" || rc=$?
+(cd "$HOMEDIR" && HOME=$CPU_HOME timeout 60 "$CPU" -key "$W/wrong_ed25519" -sp "$HP" 127.0.0.1 true) 2>"$W/wrong.err" || rc=$?
 [ "$rc" = 253 ] && pass "wrong key refused (253)" || fail "wrong key: got $rc: $(cat "$W/wrong.err")"
 
 echo "cpu-guest: $PASSES passed, $FAILS failed"

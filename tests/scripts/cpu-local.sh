@@ -10,20 +10,10 @@ set -euo pipefail
 # shellcheck source=ssh/lib.sh
 . "$(dirname "$0")/ssh/lib.sh"
 
-CPU=$(abs_bin "${CPU:-target/release/cpu}")
-CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
-for b in "$CPU" "$CPUD"; do
-	bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
-done
+cpu_bins
 ssh_init cpu-local
 
-CPUD_STATE_DIR=$W/state unshare --mount --propagation private \
-	"$CPUD" -sp 0 -addr 127.0.0.1 -hk "$W/host_ed25519" -pk "$W/authorized_keys" \
-	>"$W/cpud.out" 2>"$W/cpud.err" </dev/null &
-CPID=$!
-track "$CPID"
-line=$(wait_line "$W/cpud.err" 'listening on 127\.0\.0\.1:[0-9]+' "$CPID" 20) || { cat "$W/cpud.err"; exit 1; }
-CPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
+start_cpud cpud -hk "$W/host_ed25519" || exit 1
 
 # A home of our own: the alias comes from its ssh_config.
 FAKEHOME=$W/home

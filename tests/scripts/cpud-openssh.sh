@@ -11,31 +11,9 @@ set -euo pipefail
 # shellcheck source=ssh/lib.sh
 . "$(dirname "$0")/ssh/lib.sh"
 
-CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
-if ! bin_ok "$CPUD"; then
-	echo "SKIP: no cpud at $CPUD"
-	exit 0
-fi
+cpu_bins
 ssh_init cpud-openssh
 STATE=$W/state
-
-# start_cpud LABEL [ARGS...]: sets CPID, CPORT.
-CPID='' CPORT=''
-start_cpud() {
-	local label=$1 line
-	shift
-	CPUD_STATE_DIR=$STATE unshare --mount --propagation private \
-		"$CPUD" -sp 0 -addr 127.0.0.1 -pk "$W/authorized_keys" "$@" \
-		>"$W/$label.out" 2>"$W/$label.err" </dev/null &
-	CPID=$!
-	track "$CPID"
-	line=$(wait_line "$W/$label.err" 'listening on 127\.0\.0\.1:[0-9]+' "$CPID" 20) || {
-		cat "$W/$label.err" >&2
-		return 1
-	}
-	CPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
-	say "$label: cpud pid $CPID on 127.0.0.1:$CPORT"
-}
 
 # host_key PORT: the server's host key line as ssh-keyscan sees it.
 host_key() { timeout 20 ssh-keyscan -p "$1" -t ed25519 127.0.0.1 2>/dev/null | awk '{print $2, $3}'; }

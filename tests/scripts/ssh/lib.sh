@@ -257,6 +257,37 @@ start_o10_sshd() {
 	return 1
 }
 
+# cpu_bins: CPU and CPUD (default target/release/{cpu,cpud}), absolute;
+# without both, print SKIP and exit 0.
+cpu_bins() {
+	CPU=$(abs_bin "${CPU:-target/release/cpu}")
+	CPUD=$(abs_bin "${CPUD:-target/release/cpud}")
+	local b
+	for b in "$CPU" "$CPUD"; do
+		bin_ok "$b" || { echo "SKIP: no $b"; exit 0; }
+	done
+}
+
+# start_cpud LABEL [CPUD_ARGS...]: our cpud on 127.0.0.1 (a free port) in a
+# private mount namespace, with $W's authorized keys and its state (the
+# host key it makes) in $W/state. Sets CPID, CPORT. Logs: $W/LABEL.out/.err
+CPID='' CPORT=''
+start_cpud() {
+	local label=$1 line
+	shift
+	CPUD_STATE_DIR=$W/state unshare --mount --propagation private \
+		"$CPUD" -sp 0 -addr 127.0.0.1 -pk "$W/authorized_keys" "$@" \
+		>"$W/$label.out" 2>"$W/$label.err" </dev/null &
+	CPID=$!
+	track "$CPID"
+	line=$(wait_line "$W/$label.err" 'listening on 127\.0\.0\.1:[0-9]+' "$CPID" 20) || {
+		cat "$W/$label.err" >&2
+		return 1
+	}
+	CPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
+	say "$label: cpud pid $CPID on 127.0.0.1:$CPORT"
+}
+
 # --- clients -----------------------------------------------------------------
 
 # ossh PORT [SSH_ARGS...] -- CMD: system OpenSSH client as $ME with the
