@@ -1,7 +1,8 @@
 #!/bin/bash
 # bench-cpu.sh: cpu against ssh on 127.0.0.1, both measured in this run.
 #
-#   true   `cpu host true` vs `ssh host true` (a throwaway OpenSSH sshd):
+#   true   `cpu host true` vs `ssh host true` (a throwaway OpenSSH sshd,
+#          which runs the command through the user's login shell):
 #          median of BENCH_CPU_RUNS runs, ms. cpu's includes the 9P mount
 #          and the namespace (on this kernel, through FUSE).
 #   cat    a BENCH_CPU_CAT-byte local file read by the remote through
@@ -32,7 +33,13 @@ CPUD_PORT=$CPORT
 run_cpu() { (cd "$HD" && timeout -k 5 900 "$CPU" -hostkeycheck=false -key "$W/client_ed25519" -sp "$CPUD_PORT" 127.0.0.1 "$@"); }
 run_ssh() { (cd "$HD" && SSH_TMO=900 ossh "$SSHD_PORT" -- "cd $HD && $*"); }
 # secs CMD...: wall seconds of one run.
-secs_of() { local t0 t1; t0=$(now); "$@" >/dev/null; t1=$(now); secs "$t0" "$t1"; }
+secs_of() {
+	local t0 t1
+	t0=$(now)
+	"$@" >/dev/null
+	t1=$(now)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
+}
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 say "latency: $RUNS runs each"
