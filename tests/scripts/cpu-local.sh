@@ -59,7 +59,8 @@ cpu -9p=false board no-such-command-cpu-rs 2>"$W/missing.err" || rc=$?
 # The file service. This kernel has no 9p, so cpud mounts our files
 # through FUSE; the cwd is a fresh folder under /home, which the default
 # namespace binds.
-if [ -e /dev/fuse ] && ! grep -qw 9p /proc/filesystems; then
+fuse_usable() { [ -c /dev/fuse ] && (exec 3<>/dev/fuse) 2>/dev/null; }
+if fuse_usable && ! grep -qw 9p /proc/filesystems; then
 	HD=$(mktemp -d /home/cpu-rs-local.XXXXXX)
 	drop_hd() { rm -rf "$HD"; }
 	CLEANUP_HOOKS+=(drop_hd)
