@@ -18,7 +18,7 @@ use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::p9server::{self, ServeConfig};
 use runtime_std::pty;
-use runtime_std::ssh::{copy, send_then_eof, Channel, Incoming, PendingChannel, SshConnection};
+use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConnection};
 use ssh_key::PrivateKey;
 use subtle::ConstantTimeEq;
 
@@ -224,18 +224,11 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
         None
     };
     spawn_signal_thread(signals, ch.clone());
-    spawn_stdin(ch.clone());
-    let err = {
-        let ch = ch.clone();
-        thread::spawn(move || copy(&mut ch.stderr_reader(), &mut io::stderr()))
-    };
-    copy(&mut ch.reader(), &mut io::stdout());
-    let _ = err.join();
-    let status = ch.wait_exit();
+    let status = attach_stdio(&ch);
     drop(raw);
     conn.disconnect("done");
     match status {
-        Some(s) => Ok(u8::try_from(s.code().clamp(0, 255)).unwrap_or(exit::SSH)),
+        Some(s) => Ok(s.code()),
         None => Err(Failure::new(
             exit::SSH,
             "the connection ended without the command's status",
@@ -355,9 +348,4 @@ fn spawn_signal_thread(set: SigSet, ch: Channel) {
             return;
         }
     });
-}
-
-/// Copies our stdin to the channel, then sends EOF.
-fn spawn_stdin(ch: Channel) {
-    thread::spawn(move || send_then_eof(&ch, &mut io::stdin()));
 }

@@ -502,16 +502,41 @@ fn dirent_type(d: &Dirent) -> FileType {
     }
 }
 
+/// Answers a request that names a file with that file's entry.
+fn reply_entry(reply: ReplyEntry, r: Res<FileAttr>) {
+    match r {
+        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
+impl<S: Read + Write + Send + 'static> Bridge<S> {
+    /// Makes `name` in `parent` with the 9P call `make` sends (given the
+    /// directory's fid), then answers with the new file's entry: mknod,
+    /// mkdir, symlink and link differ only in that call.
+    fn make_entry(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEntry,
+        make: impl FnOnce(&mut State<S>, u32) -> Result<(), CallError>,
+    ) {
+        let r = self.with(|st| {
+            let dfid = st.fid_of(parent)?;
+            make(st, dfid)?;
+            st.lookup(parent, name)
+        });
+        reply_entry(reply, r);
+    }
+}
+
 impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
     fn destroy(&mut self) {
         // Clunks are pointless here: the stream goes with the client.
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.with(|st| st.lookup(parent, name)) {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        reply_entry(reply, self.with(|st| st.lookup(parent, name)));
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
@@ -625,8 +650,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
         // FUSE's 32-bit rdev is the kernel's new_encode_dev.
         let major = (rdev & 0xfff00) >> 8;
         let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
-        let r = self.with(|st| {
-            let dfid = st.fid_of(parent)?;
+        self.make_entry(parent, name, reply, |st, dfid| {
             st.call_expect(
                 Tmknod {
                     dfid,
@@ -637,13 +661,9 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
                     gid,
                 },
                 "Rmknod",
-            )?;
-            st.lookup(parent, name)
+            )
+            .map(drop)
         });
-        match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn mkdir(
@@ -656,8 +676,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
         reply: ReplyEntry,
     ) {
         let gid = req.gid();
-        let r = self.with(|st| {
-            let dfid = st.fid_of(parent)?;
+        self.make_entry(parent, name, reply, |st, dfid| {
             st.call_expect(
                 Tmkdir {
                     dfid,
@@ -666,13 +685,9 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
                     gid,
                 },
                 "Rmkdir",
-            )?;
-            st.lookup(parent, name)
+            )
+            .map(drop)
         });
-        match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -692,8 +707,7 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
         reply: ReplyEntry,
     ) {
         let gid = req.gid();
-        let r = self.with(|st| {
-            let fid = st.fid_of(parent)?;
+        self.make_entry(parent, link_name, reply, |st, fid| {
             st.call_expect(
                 Tsymlink {
                     fid,
@@ -702,13 +716,9 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
                     gid,
                 },
                 "Rsymlink",
-            )?;
-            st.lookup(parent, link_name)
+            )
+            .map(drop)
         });
-        match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn rename(
@@ -768,9 +778,8 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let r = self.with(|st| {
+        self.make_entry(newparent, newname, reply, |st, dfid| {
             let fid = st.fid_of(ino)?;
-            let dfid = st.fid_of(newparent)?;
             st.call_expect(
                 Tlink {
                     dfid,
@@ -778,13 +787,9 @@ impl<S: Read + Write + Send + 'static> Filesystem for Bridge<S> {
                     name: name_bytes(newname),
                 },
                 "Rlink",
-            )?;
-            st.lookup(newparent, newname)
+            )
+            .map(drop)
         });
-        match r {
-            Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {

@@ -6,7 +6,6 @@
 //! `ssh_client -p PORT -i KEY -l USER [-c CIPHER] [-kex ALG] [-hostkey-alg ALG] [-pq-only]
 //!  [-R 0:HOST:PORT] [-rekey-bytes N] [-v] HOST CMD...`
 
-use std::io;
 use std::net::TcpStream;
 use std::process::ExitCode;
 use std::thread;
@@ -16,7 +15,7 @@ use proto_ssh::connection::ClientConfig;
 use proto_ssh::kex::negotiate::{CipherAlg, KexAlg};
 use proto_ssh::sig::SigAlg;
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_std::ssh::{copy, send_then_eof, splice_tcp, Incoming, SshConnection};
+use runtime_std::ssh::{attach_stdio, splice_tcp, Incoming, SshConnection};
 use ssh_key::PrivateKey;
 
 #[derive(Default)]
@@ -179,21 +178,11 @@ fn run() -> Result<u8, String> {
     if !ch.request(&req, true).map_err(|e| e.to_string())? {
         return Err("the server refused the command".into());
     }
-    {
-        let ch = ch.clone();
-        thread::spawn(move || send_then_eof(&ch, &mut io::stdin()));
-    }
-    let err = {
-        let ch = ch.clone();
-        thread::spawn(move || copy(&mut ch.stderr_reader(), &mut io::stderr()))
-    };
-    copy(&mut ch.reader(), &mut io::stdout());
-    let _ = err.join();
-    let status = ch.wait_exit();
+    let status = attach_stdio(&ch);
     conn.disconnect("done");
     conn.wait_closed();
     Ok(match status {
-        Some(s) => u8::try_from(s.code().clamp(0, 255)).unwrap_or(255),
+        Some(s) => s.code(),
         None => 255,
     })
 }

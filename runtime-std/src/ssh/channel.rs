@@ -28,10 +28,13 @@ pub enum ExitStatus {
 impl ExitStatus {
     /// The status as a process exit code: the code itself (0–255), or
     /// 128 plus the signal number, as shells report it.
-    pub fn code(&self) -> i32 {
+    pub fn code(&self) -> u8 {
         match self {
-            Self::Code(c) => (*c & 0xff) as i32,
-            Self::Signal { name, .. } => 128 + signal_number(name),
+            // The low byte, as a parent's wait() would see it.
+            Self::Code(c) => (*c & 0xff) as u8,
+            Self::Signal { name, .. } => {
+                128u8.saturating_add(u8::try_from(signal_number(name)).unwrap_or(0))
+            }
         }
     }
 }

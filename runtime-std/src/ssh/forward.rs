@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use super::{Channel, SshConnection, IO_BUF};
+use super::{Channel, ExitStatus, SshConnection, IO_BUF};
 
 /// Copies `stream` to `channel` and back until both directions end; EOF
 /// on one side becomes EOF on the other. Returns when both are done.
@@ -56,6 +56,23 @@ pub fn send_then_eof(channel: &Channel, from: &mut impl Read) {
         }
     }
     let _ = channel.send_eof();
+}
+
+/// Joins the channel to this process's stdin, stdout and stderr until
+/// the remote side is done, and returns how its command ended. All
+/// output is written before it returns.
+pub fn attach_stdio(channel: &Channel) -> Option<ExitStatus> {
+    {
+        let ch = channel.clone();
+        thread::spawn(move || send_then_eof(&ch, &mut io::stdin()));
+    }
+    let err = {
+        let ch = channel.clone();
+        thread::spawn(move || copy(&mut ch.stderr_reader(), &mut io::stderr()))
+    };
+    copy(&mut channel.reader(), &mut io::stdout());
+    let _ = err.join();
+    channel.wait_exit()
 }
 
 /// Writes all of `data` to the channel.

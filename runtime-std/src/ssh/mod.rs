@@ -31,7 +31,7 @@ use rand_core::OsRng;
 pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
 };
-pub use self::forward::{copy, send_then_eof, splice_tcp, write_all, RemoteForward};
+pub use self::forward::{attach_stdio, copy, send_then_eof, splice_tcp, write_all, RemoteForward};
 use self::state::State;
 
 /// A connection-level happening the application acts on.
