@@ -4,7 +4,6 @@
 //! stdout, stderr, signals, window size and the exit status.
 
 use std::io::{self, Read};
-use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -22,6 +21,7 @@ use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConne
 use ssh_key::PrivateKey;
 use subtle::ConstantTimeEq;
 
+use crate::net::{self, Target};
 use crate::quote;
 use crate::tty::{self, RawMode};
 
@@ -62,10 +62,8 @@ impl Failure {
 
 /// What a run needs, resolved from flags and ssh_config.
 pub struct Options {
-    /// Host name or address.
-    pub host: String,
-    /// Port.
-    pub port: u16,
+    /// Where cpud is.
+    pub target: Target,
     /// Remote user name.
     pub user: String,
     /// Keys to offer.
@@ -90,8 +88,7 @@ pub struct Options {
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Options")
-            .field("host", &self.host)
-            .field("port", &self.port)
+            .field("target", &self.target)
             .field("user", &self.user)
             .field("keys", &self.keys.len())
             .field("ninep", &self.ninep)
@@ -131,17 +128,17 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     signals
         .thread_block()
         .map_err(|e| Failure::new(exit::SSH, format!("blocking signals: {e}")))?;
-    trace!(o, "connecting to {}:{} as {}", o.host, o.port, o.user);
-    let stream = TcpStream::connect((o.host.as_str(), o.port)).map_err(|e| {
+    trace!(o, "connecting to {} as {}", o.target, o.user);
+    let stream = net::dial(&o.target).map_err(|e| {
         Failure::new(
             exit::CONNECT,
-            format!("cannot connect to {}:{}: {e}", o.host, o.port),
+            format!("cannot connect to {}: {e}", o.target),
         )
     })?;
     let keys = std::mem::take(&mut o.keys);
     let check = std::mem::replace(&mut o.host_key_check, Box::new(AcceptAnyHostKey));
     let config = ClientConfig::new(&o.user, keys, check);
-    let login = SshConnection::client_tcp(stream, config);
+    let login = SshConnection::client(stream, config);
     if let Ok(mut m) = o.messages.lock() {
         for line in m.drain(..) {
             eprintln!("{line}");
@@ -226,6 +223,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     spawn_signal_thread(signals, ch.clone());
     let status = attach_stdio(&ch);
     drop(raw);
+    trace!(o, "the command ended: {status:?}");
     conn.disconnect("done");
     match status {
         Some(s) => Ok(s.code()),

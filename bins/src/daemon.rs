@@ -2,7 +2,6 @@
 //! a `cpud -remote` child, started with the client's environment and the
 //! command split from the exec string as the reference splits it.
 
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use runtime_std::ssh::{session, Channel, Incoming, RemoteForward, SshConnection}
 use ssh_key::PrivateKey;
 
 use crate::authorized::Policy;
+use crate::net::{Listener, Stream};
 use crate::quote;
 
 /// What the daemon serves with.
@@ -37,10 +37,10 @@ pub const ACCOUNT_ENV: &str = "CPUD_ACCOUNT";
 
 impl Daemon {
     /// Serves every connection `listener` accepts, one thread each.
-    pub fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+    pub fn serve(self, listener: &Listener) -> std::io::Result<()> {
         let this = Arc::new(self);
-        for stream in listener.incoming() {
-            let stream = match stream {
+        loop {
+            let (stream, peer) = match listener.accept() {
                 Ok(s) => s,
                 Err(e) => {
                     this.log(format_args!("accept: {e}"));
@@ -48,9 +48,8 @@ impl Daemon {
                 }
             };
             let this = this.clone();
-            thread::spawn(move || this.connection(stream));
+            thread::spawn(move || this.connection(stream, peer));
         }
-        Ok(())
     }
 
     fn log(&self, msg: std::fmt::Arguments<'_>) {
@@ -59,13 +58,9 @@ impl Daemon {
         }
     }
 
-    fn connection(&self, stream: TcpStream) {
-        let peer = stream
-            .peer_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_else(|_| "?".into());
+    fn connection(&self, stream: Stream, peer: String) {
         let config = ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()));
-        let conn = match SshConnection::server_tcp(stream, config) {
+        let conn = match SshConnection::server(stream, config) {
             Ok(c) => c,
             Err(e) => {
                 self.log(format_args!("{peer}: {e}"));

@@ -12,6 +12,7 @@ pub mod goflags;
 pub mod hostkey;
 pub mod known_hosts;
 pub mod namespace;
+pub mod net;
 pub mod quote;
 pub mod remote;
 pub mod ssh_config;

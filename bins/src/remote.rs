@@ -74,6 +74,9 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         return match runtime_std::pty::spawn_plain(&mut cmd).and_then(|mut c| c.wait()) {
             Ok(status) => {
                 use std::os::unix::process::ExitStatusExt;
+                if let Some(sig) = status.signal() {
+                    die_of(sig);
+                }
                 let code = status
                     .code()
                     .or_else(|| status.signal().map(|s| 128 + s))
@@ -97,6 +100,25 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         126
     };
     (format!("cpud -remote: {}: {err}", args[0]), code)
+}
+
+/// Ends this process by the signal that ended the command, so that the
+/// daemon reports exit-signal just as for a command run by exec. Without
+/// a core file: the command's crash is not ours. Returns only when the
+/// signal does not terminate (it is ignored by default).
+fn die_of(sig: i32) {
+    use nix::sys::resource::{setrlimit, Resource};
+    use nix::sys::signal::{raise, SigSet, Signal};
+    let Ok(sig) = Signal::try_from(sig) else {
+        return;
+    };
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // Dispositions are the defaults here (the daemon reset them before
+    // exec); only the mask needs opening.
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = set.thread_unblock();
+    let _ = raise(sig);
 }
 
 /// The 9P namespace of a cpu session, as the reference builds it: a

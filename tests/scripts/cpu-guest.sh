@@ -96,5 +96,39 @@ rc=0
 (cd "$HOMEDIR" && HOME=$CPU_HOME timeout 60 "$CPU" -key "$W/wrong_ed25519" -sp "$HP" 127.0.0.1 true) 2>"$W/wrong.err" || rc=$?
 [ "$rc" = 253 ] && pass "wrong key refused (253)" || fail "wrong key: got $rc: $(cat "$W/wrong.err")"
 
+# vsock: cpud and cpu both in a second guest, over vsock_loopback (CID 1),
+# with the 9P file service of cpu in the guest mounted by the guest kernel.
+"$VM_DIR/run-guest.sh" -S -l "$GLOG" >/dev/null 2>&1 || true
+cat >"$W/vsock-test.sh" <<'GUEST'
+mkdir -p /home/v /tmp/h && cd /home/v || exit 1
+cpud -net vsock -sp 17011 -hk /etc/cpud/hk -pk /etc/cpud/pk 2>/tmp/cpud.err &
+i=0
+until grep -q 'listening on vsock:17011' /tmp/cpud.err; do
+	i=$((i + 1)); [ $i -gt 300 ] && { cat /tmp/cpud.err; exit 1; }; sleep 0.1
+done
+c() { HOME=/tmp/h cpu -key /etc/cpud/key -hostkeycheck=false -net vsock "$@"; }
+echo "V1 $(c -sp 17011 1 sh -c 'pwd; echo vsock-data > out.txt' | tr '\n' ' ')"
+echo "V2 $(cat /home/v/out.txt)"
+# The port in hex, parsed as the reference parses it (base prefixes).
+echo "V3 $(c -sp 0x4273 0x1 echo hex-ok)"
+c -sp 17011 1 sh -c 'exit 7'; echo "V4 $?"
+c -sp 17099 1 true 2>/tmp/nobody.err; echo "V5 $? $(head -c 200 /tmp/nobody.err)"
+GUEST
+VLOG=$W/vsock-guest.log
+timeout 180 "$VM_DIR/run-guest.sh" -l "$VLOG" -T 170 \
+	-a "$CPUD" -a "$CPU" -a "$W/hk:/etc/cpud/hk" -a "$W/authorized_keys:/etc/cpud/pk" \
+	-a "$W/client_ed25519:/etc/cpud/key" -a "$W/vsock-test.sh:/vsock-test.sh" \
+	-- sh /vsock-test.sh >/dev/null 2>&1 || true
+vline() { sed -n "s/^$1 //p" "$VLOG" | tr -d '\r' | head -1; }
+[ "$(vline V1)" = "/home/v " ] && [ "$(vline V2)" = vsock-data ] &&
+	pass "vsock: cpu and cpud over vsock, the 9P mount and a write round-trip" ||
+	fail "vsock: got '$(vline V1)' '$(vline V2)'; $(tail -n 15 "$VLOG" | tr '\n' '|')"
+[ "$(vline V3)" = hex-ok ] && pass "vsock: -sp and CID in Go's base-0 syntax" || fail "vsock hex: '$(vline V3)'"
+[ "$(vline V4)" = 7 ] && pass "vsock: exit status" || fail "vsock status: '$(vline V4)'"
+case $(vline V5) in
+"254 cpu: cannot connect to vsock 1:17099"*) pass "vsock: nobody listening: 254 and one line" ;;
+*) fail "vsock refused: '$(vline V5)'" ;;
+esac
+
 echo "cpu-guest: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]

@@ -82,6 +82,13 @@ if fuse_usable && ! grep -qw 9p /proc/filesystems; then
 		/bin/busybox echo hello from the local tree) || true
 	[ "$out" = "hello from the local tree" ] && pass "FUSE path: -namespace remote=local over /bin" ||
 		fail "FUSE namespace: got '$out'"
+	# The session child runs the command as its child here; a signal death
+	# still comes back as exit-signal, as with exec.
+	rc=0
+	hcpu -d board sh -c 'kill -TERM $$' 2>"$W/sig.err" || rc=$?
+	[ "$rc" = 143 ] && grep -q 'ended: Some(Signal { name: "TERM"' "$W/sig.err" &&
+		pass "FUSE path: a killed command comes back as exit-signal TERM (143)" ||
+		fail "FUSE exit-signal: got $rc: $(grep ended "$W/sig.err")"
 	# A client killed in the middle of a 100 MiB read leaves nothing behind.
 	rm -f "$HD/started"
 	(cd "$HD" && HOME=$FAKEHOME exec "$CPU" board sh -c 'echo up > started; exec cat big.bin big.bin big.bin' >/dev/null) &
@@ -125,6 +132,35 @@ rc=0
 cpu -9p=false -hostkeycheck=false board true || rc=$?
 [ "$rc" = 0 ] && pass "-hostkeycheck=false" || fail "-hostkeycheck=false: got $rc"
 rm -f "$KH"
+
+# -net unix: a second cpud on a Unix socket. SIGTERM to it ends the
+# session it serves and removes the socket file.
+SOCK=$W/cpud.sock
+CPUD_STATE_DIR=$W/state unshare --mount --propagation private \
+	"$CPUD" -net unix -sp "$SOCK" -hk "$W/host_ed25519" -pk "$W/authorized_keys" \
+	>"$W/unix.out" 2>"$W/unix.err" </dev/null &
+UPID=$!
+track "$UPID"
+if wait_line "$W/unix.err" "listening on unix:" "$UPID" 20 >/dev/null; then
+	out=$(cpu -9p=false -net unix -key "$W/client_ed25519" "$SOCK" sh -c 'echo unix-$((1+2))') || true
+	[ "$out" = unix-3 ] && pass "-net unix: a command over a Unix socket" || fail "-net unix: got '$out'"
+	(HOME=$FAKEHOME exec timeout -k 5 60 "$CPU" -9p=false -net unix -key "$W/client_ed25519" "$SOCK" sleep 1019) &
+	SPID=$!
+	n=0
+	until pgrep -fx 'sleep 1019' >/dev/null || [ $n -ge 150 ]; do sleep 0.1; n=$((n + 1)); done
+	kill -TERM "$UPID"
+	rc=0
+	wait "$SPID" || rc=$?
+	n=0
+	while alive "$UPID" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	if ! alive "$UPID" && ! pgrep -fx 'sleep 1019' >/dev/null && [ ! -e "$SOCK" ] && [ "$rc" = 255 ]; then
+		pass "SIGTERM to cpud: its session killed, the socket file removed, cpu told (255)"
+	else
+		fail "SIGTERM to cpud: alive=$(alive "$UPID" && echo y) sleep=$(pgrep -fx 'sleep 1019') sock=$(ls "$SOCK" 2>&1) cpu rc=$rc"
+	fi
+else
+	fail "-net unix: cpud did not listen: $(cat "$W/unix.err")"
+fi
 
 # An interactive shell with a pty, driven through tmux: a command, Ctrl-C
 # into a running one, and the shell's exit status.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use cpu_bins::cli::{self, CpuArgs, Outcome};
 use cpu_bins::client::{self, exit, Failure, Options};
 use cpu_bins::known_hosts::{self, TofuCheck};
+use cpu_bins::net::{Net, Target};
 use cpu_bins::{namespace, ssh_config};
 use proto_ssh::transport::AcceptAnyHostKey;
 use ssh_key::PrivateKey;
@@ -48,21 +49,22 @@ fn usage(msg: impl Into<String>) -> Failure {
 
 /// Resolves flags into what a run needs.
 fn options(a: &CpuArgs) -> Result<Options, Failure> {
-    if !a.net.is_empty() && a.net != "tcp" {
-        return Err(usage(format!("-net {}: only tcp is built yet", a.net)));
-    }
+    let net = Net::parse(&a.net).map_err(usage)?;
     let home = std::env::var("HOME").unwrap_or_default();
     let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
     let resolved = ssh_config_for(&a.host, &home, &local_user, a.d)?;
     let user = resolved.user.clone().unwrap_or_else(|| local_user.clone());
     let host = resolved.host.clone();
     // -sp, else ssh_config's Port, else cpud's port (never 22 by accident).
+    // (For vsock, Target reads -sp itself, in any base as the reference.)
     let port = match a.sp.as_str() {
         "" => resolved.port.unwrap_or(DEFAULT_PORT),
+        _ if matches!(net, Net::Vsock | Net::UnixVsock) => DEFAULT_PORT,
         sp => sp
             .parse()
             .map_err(|_| usage(format!("-sp {sp:?}: not a port number")))?,
     };
+    let target = Target::new(net, &host, &a.sp, port).map_err(usage)?;
     let messages = Arc::new(Mutex::new(Vec::new()));
     let keys = if a.use_key {
         keys(a, &resolved.identity_files)?
@@ -86,7 +88,8 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
         let path = known_hosts::default_path().ok_or_else(|| {
             usage("no $HOME for ~/.ssh/known_hosts: set HOME, or give -hostkeycheck=false")
         })?;
-        let mut check = TofuCheck::new(path.clone(), &host, port)
+        let (kh_host, kh_port) = target.known_hosts_name();
+        let mut check = TofuCheck::new(path.clone(), &kh_host, kh_port)
             .map_err(|e| usage(format!("{}: {e}", path.display())))?;
         check.messages = messages.clone();
         Box::new(check)
@@ -94,8 +97,7 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
         Box::new(AcceptAnyHostKey)
     };
     Ok(Options {
-        host,
-        port,
+        target,
         user,
         keys,
         host_key_check,

@@ -3,13 +3,13 @@
 //! `cpud [-hk FILE] [-pk FILE] [-sp PORT] [-addr ADDR] [-d]` serves; the
 //! form `cpud -remote ...` is the per-session child it starts itself.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::ExitCode;
 
 use cpu_bins::authorized::Policy;
 use cpu_bins::cli::{self, CpudArgs, CpudMode, Outcome};
 use cpu_bins::daemon::{self_exe, Daemon};
+use cpu_bins::net::{Listener, Net};
 use cpu_bins::{hostkey, remote};
 
 fn main() -> ExitCode {
@@ -29,7 +29,9 @@ fn main() -> ExitCode {
     match mode {
         CpudMode::Remote(r) => {
             let (msg, code) = remote::main(&r);
-            eprintln!("{msg}");
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
             ExitCode::from(code)
         }
         CpudMode::Daemon(d) => match run(&d) {
@@ -46,19 +48,13 @@ fn run(args: &CpudArgs) -> Result<(), String> {
     if let Some(extra) = args.rest.first() {
         return Err(format!("unexpected argument {extra:?}"));
     }
-    if args.net != "tcp" {
-        return Err(format!("-net {}: only tcp is built yet", args.net));
-    }
+    let net = Net::parse(&args.net)?;
     if args.accounts && !nix::unistd::geteuid().is_root() {
         return Err("-accounts needs cpud to run as root".into());
     }
     if args.init {
         return Err("-init: running as init is not built yet".into());
     }
-    let port: u16 = args
-        .sp
-        .parse()
-        .map_err(|_| format!("-sp {:?}: not a port number", args.sp))?;
     let host_key = match args.hk.as_str() {
         "" => {
             let path = hostkey::default_path();
@@ -77,14 +73,10 @@ fn run(args: &CpudArgs) -> Result<(), String> {
         }
         pk => Policy::load(Path::new(pk))?,
     };
-    let listener = match args.addr.as_str() {
-        "" => TcpListener::bind(("::", port)).or_else(|_| TcpListener::bind(("0.0.0.0", port))),
-        addr => TcpListener::bind((addr, port)),
-    }
-    .map_err(|e| format!("listen on port {port}: {e}"))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let listener = Listener::bind(net, &args.sp, &args.addr)?;
+    stop_on_signals(listener.unix_path().map(Path::to_path_buf))?;
     // Tests and service managers wait for this line.
-    eprintln!("cpud: listening on {local}");
+    eprintln!("cpud: listening on {}", listener.describe());
     let daemon = Daemon {
         host_key,
         policy,
@@ -92,5 +84,32 @@ fn run(args: &CpudArgs) -> Result<(), String> {
         debug: args.d,
         accounts: args.accounts,
     };
-    daemon.serve(listener).map_err(|e| e.to_string())
+    daemon.serve(&listener).map_err(|e| e.to_string())
+}
+
+/// SIGTERM, SIGINT and SIGHUP stop cpud: every session it serves is
+/// killed first (a service manager's stop leaves nothing running), and
+/// its Unix socket file is removed. The signals are blocked here, before
+/// any other thread starts, so that only the waiting thread takes them.
+fn stop_on_signals(socket_file: Option<std::path::PathBuf>) -> Result<(), String> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("blocking signals: {e}"))?;
+    std::thread::spawn(move || {
+        let sig = set.wait();
+        runtime_std::ssh::session::kill_all();
+        if let Some(path) = socket_file {
+            let _ = std::fs::remove_file(path);
+        }
+        match sig {
+            Ok(sig) => eprintln!("cpud: {sig}: stopped"),
+            Err(e) => eprintln!("cpud: waiting for signals: {e}; stopped"),
+        }
+        std::process::exit(0);
+    });
+    Ok(())
 }

@@ -17,7 +17,7 @@ pub mod session;
 mod state;
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
@@ -27,6 +27,8 @@ use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
 use proto_ssh::msg::DisconnectReason;
 use rand_core::OsRng;
+
+use crate::socket::Socket;
 
 pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
@@ -116,42 +118,45 @@ pub const IO_BUF: usize = 256 * 1024;
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl SshConnection {
-    /// Connects as a client over `stream` and logs in; returns once
+    /// Connects as a client over a TCP `stream` and logs in; returns once
     /// authenticated, or the reason it could not be.
     pub fn client_tcp(stream: TcpStream, config: ClientConfig) -> io::Result<Self> {
-        let _ = stream.set_nodelay(true);
-        let reader = stream.try_clone()?;
-        let closer = stream.try_clone()?;
+        Self::client(stream, config)
+    }
+
+    /// Serves a client over a TCP `stream`; see [`SshConnection::server`].
+    pub fn server_tcp(stream: TcpStream, config: ServerConfig) -> io::Result<Self> {
+        Self::server(stream, config)
+    }
+
+    /// Connects as a client over `socket` (TCP, Unix, vsock) and logs in;
+    /// returns once authenticated, or the reason it could not be.
+    pub fn client<S: Socket>(socket: S, config: ClientConfig) -> io::Result<Self> {
         let conn =
             Connection::client(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
-        let this = Self::run(
-            conn,
-            reader,
-            stream,
-            Box::new(move || {
-                let _ = closer.shutdown(Shutdown::Both);
-            }),
-        );
+        let this = Self::over_socket(conn, socket)?;
         this.wait_authenticated(DEFAULT_LOGIN_TIMEOUT)?;
         Ok(this)
     }
 
-    /// Serves a client over `stream`. Returns at once; the login happens
+    /// Serves a client over `socket`. Returns at once; the login happens
     /// as the client speaks, and [`SshConnection::accept`] yields what the
     /// client asks for once it is in.
-    pub fn server_tcp(stream: TcpStream, config: ServerConfig) -> io::Result<Self> {
-        let _ = stream.set_nodelay(true);
-        let reader = stream.try_clone()?;
-        let closer = stream.try_clone()?;
+    pub fn server<S: Socket>(socket: S, config: ServerConfig) -> io::Result<Self> {
         let conn =
             Connection::server(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
+        Self::over_socket(conn, socket)
+    }
+
+    fn over_socket<S: Socket>(conn: Connection, socket: S) -> io::Result<Self> {
+        socket.set_low_latency();
+        let reader = socket.try_clone()?;
+        let closer = socket.try_clone()?;
         Ok(Self::run(
             conn,
             reader,
-            stream,
-            Box::new(move || {
-                let _ = closer.shutdown(Shutdown::Both);
-            }),
+            socket,
+            Box::new(move || closer.shutdown_both()),
         ))
     }
 

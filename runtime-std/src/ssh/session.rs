@@ -121,6 +121,21 @@ pub fn run(ch: &Channel, mut cmd: Command, pty: Option<(String, WinSize)>) -> Op
 /// The running command's process group, until it has been reaped.
 type Group = Arc<Mutex<Option<Pid>>>;
 
+/// Every session of this process whose command still runs, so that a
+/// server that is itself stopped can end them ([`kill_all`]).
+static LIVE: Mutex<Vec<Group>> = Mutex::new(Vec::new());
+
+/// Kills every process of every session [`run`] started that still runs:
+/// for a server that is being stopped, so that nothing outlives it.
+pub fn kill_all() {
+    let Ok(mut live) = LIVE.lock() else { return };
+    for group in live.drain(..) {
+        if let Some(sid) = group.lock().ok().and_then(|mut g| g.take()) {
+            kill_session(sid);
+        }
+    }
+}
+
 /// Watches the channel: window-change and signal requests go to the
 /// command; when the channel closes while the command still runs (the
 /// client went away), the whole group is killed.
@@ -191,6 +206,9 @@ fn kill_session(sid: Pid) {
 fn watch(ch: &Channel, child: &Child, master: Option<std::fs::File>) -> io::Result<Group> {
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
     let group: Group = Arc::new(Mutex::new(Some(Pid::from_raw(pid))));
+    if let Ok(mut live) = LIVE.lock() {
+        live.push(group.clone());
+    }
     let (ch, g) = (ch.clone(), group.clone());
     thread::spawn(move || control(ch, g, master));
     Ok(group)
@@ -204,6 +222,9 @@ fn reap(mut child: Child, group: &Group) -> io::Result<ExitStatus> {
         // The session id stays taken while any process of it lives, so no
         // new session can have this number yet.
         kill_session(sid);
+    }
+    if let Ok(mut live) = LIVE.lock() {
+        live.retain(|g| !Arc::ptr_eq(g, group));
     }
     status
 }
