@@ -143,7 +143,7 @@ fn time(valid: u32, bit: u32, set: u32, sec: u64, nsec: u64) -> Result<libc::tim
     } else if valid & set == 0 {
         t.tv_nsec = libc::UTIME_NOW;
     } else {
-        t.tv_sec = libc::time_t::try_from(sec).map_err(|_| Errno::EINVAL)?;
+        t.tv_sec = sec.try_into().map_err(|_| Errno::EINVAL)?;
         if nsec >= 1_000_000_000 {
             return Err(Errno::EINVAL);
         }

@@ -349,16 +349,18 @@ pub(super) fn fstatfs(fd: BorrowedFd<'_>) -> Result<StatFs, Errno> {
     // SAFETY: fsid_t is a repr(C) pair of ints whose fields libc keeps
     // private; reading it as [i32; 2] is the C layout.
     let fsid: [i32; 2] = unsafe { core::mem::transmute(st.f_fsid) };
-    #[allow(clippy::useless_conversion)]
+    // The field types differ between glibc (i64) and musl (u64); the
+    // values (block size, name length) are small either way.
+    #[allow(clippy::useless_conversion, clippy::unnecessary_cast)]
     Ok(StatFs {
-        bsize: i64::from(st.f_bsize),
+        bsize: st.f_bsize as i64,
         blocks: u64::from(st.f_blocks),
         bfree: u64::from(st.f_bfree),
         bavail: u64::from(st.f_bavail),
         files: u64::from(st.f_files),
         ffree: u64::from(st.f_ffree),
         fsid,
-        namelen: i64::from(st.f_namelen),
+        namelen: st.f_namelen as i64,
     })
 }
 
