@@ -21,6 +21,7 @@ use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConne
 use ssh_key::PrivateKey;
 use subtle::ConstantTimeEq;
 
+use crate::dbg9p::Tap;
 use crate::net::{self, Target};
 use crate::quote;
 use crate::tty::{self, RawMode};
@@ -80,6 +81,8 @@ pub struct Options {
     pub cmd: Vec<String>,
     /// Trace each step on stderr.
     pub debug: bool,
+    /// Trace every 9P message on stderr.
+    pub dbg9p: bool,
     /// What the host key check has to say (a key learned, a key changed),
     /// printed once the login is over.
     pub messages: Arc<Mutex<Vec<String>>>,
@@ -284,19 +287,19 @@ fn forward_9p(conn: &SshConnection, o: &Options, nonce: &str) -> Result<u16, Fai
     }
     let port =
         port.ok_or_else(|| Failure::new(exit::SSH, "the server refused to forward a port for 9P"))?;
-    let (conn, nonce, debug) = (conn.clone(), nonce.to_string(), o.debug);
+    let (conn, nonce, debug, dbg9p) = (conn.clone(), nonce.to_string(), o.debug, o.dbg9p);
     thread::spawn(move || {
         while let Some(inc) = conn.accept() {
             let Incoming::Channel(p) = inc else { continue };
             let export = export.clone();
             let nonce = nonce.clone();
-            thread::spawn(move || serve_9p(p, export, &nonce, debug));
+            thread::spawn(move || serve_9p(p, export, &nonce, debug, dbg9p));
         }
     });
     Ok(port)
 }
 
-fn serve_9p(p: PendingChannel, export: Arc<LocalExport>, nonce: &str, debug: bool) {
+fn serve_9p(p: PendingChannel, export: Arc<LocalExport>, nonce: &str, debug: bool, dbg9p: bool) {
     if !matches!(p.kind, ChannelKind::ForwardedTcpip { .. }) {
         let _ = p.reject(1, "only the 9P forward is served");
         return;
@@ -314,7 +317,15 @@ fn serve_9p(p: PendingChannel, export: Arc<LocalExport>, nonce: &str, debug: boo
     if debug {
         eprintln!("cpu: serving 9P");
     }
-    let r = p9server::serve(export, ch.reader(), ch.writer(), ServeConfig::default());
+    let config = ServeConfig::default();
+    let r = if dbg9p {
+        let report = |l: &str| eprintln!("cpu: 9p {l}");
+        let reader = Tap::new(ch.reader(), "<-", report);
+        let writer = Tap::new(ch.writer(), "->", report);
+        p9server::serve(export, reader, writer, config)
+    } else {
+        p9server::serve(export, ch.reader(), ch.writer(), config)
+    };
     if let (Err(e), true) = (r, debug) {
         eprintln!("cpu: 9P: {e}");
     }

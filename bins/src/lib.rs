@@ -6,6 +6,7 @@ pub mod authorized;
 pub mod cli;
 pub mod client;
 pub mod daemon;
+pub mod dbg9p;
 pub mod fuse9p;
 pub mod goduration;
 pub mod goflags;

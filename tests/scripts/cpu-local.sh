@@ -82,6 +82,10 @@ if fuse_usable && ! grep -qw 9p /proc/filesystems; then
 		/bin/busybox echo hello from the local tree) || true
 	[ "$out" = "hello from the local tree" ] && pass "FUSE path: -namespace remote=local over /bin" ||
 		fail "FUSE namespace: got '$out'"
+	out=$(hcpu -dbg9p board cat out.txt 2>"$W/dbg9p.err") || true
+	[ "$out" = data ] && grep -q '^cpu: 9p <- tag [0-9]* Tversion' "$W/dbg9p.err" &&
+		grep -q '^cpu: 9p -> tag [0-9]* Rread' "$W/dbg9p.err" &&
+		pass "FUSE path: -dbg9p traces the 9P messages" || fail "-dbg9p: got '$out': $(head -c 300 "$W/dbg9p.err")"
 	# The session child runs the command as its child here; a signal death
 	# still comes back as exit-signal, as with exec.
 	rc=0

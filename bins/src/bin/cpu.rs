@@ -107,6 +107,7 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
         fstab,
         cmd: a.cmd.clone(),
         debug: a.d,
+        dbg9p: a.dbg9p,
     })
 }
 

@@ -1,0 +1,166 @@
+//! `-dbg9p`: a tap on the 9P stream that reports every message, one
+//! line each, as requests arrive and replies leave. It sits between the
+//! channel and the server, so what it shows is what crossed the wire.
+
+use std::io::{self, Read, Write};
+
+use bytes::Bytes;
+use proto_9p::frame::{decode_frame, frame_len};
+
+/// Longest line reported: payloads (Rread, Twrite) are cut.
+const MAX_LINE: usize = 200;
+
+/// A reader or writer that reports the 9P frames passing through it.
+pub struct Tap<T, F: FnMut(&str)> {
+    inner: T,
+    /// "<-" for what the peer sent, "->" for what we send.
+    dir: &'static str,
+    report: F,
+    /// Bytes of a frame not yet complete.
+    pending: Vec<u8>,
+    /// Set once the stream stops looking like 9P: tracing stops there.
+    lost: bool,
+}
+
+impl<T, F: FnMut(&str)> Tap<T, F> {
+    /// Reports the frames read from or written to `inner` through
+    /// `report`, marked with `dir`.
+    pub fn new(inner: T, dir: &'static str, report: F) -> Self {
+        Self {
+            inner,
+            dir,
+            report,
+            pending: Vec::new(),
+            lost: false,
+        }
+    }
+
+    fn see(&mut self, data: &[u8]) {
+        if self.lost {
+            return;
+        }
+        self.pending.extend_from_slice(data);
+        loop {
+            match frame_len(&self.pending, u32::MAX) {
+                Ok(Some(n)) if self.pending.len() >= n => {
+                    let frame = Bytes::copy_from_slice(&self.pending[..n]);
+                    self.pending.drain(..n);
+                    let line = match decode_frame(frame) {
+                        Ok(f) => format!("{} tag {} {:?}", self.dir, f.tag, f.msg),
+                        Err(bad) => format!(
+                            "{} tag {} type {}: undecodable: {:?}",
+                            self.dir, bad.tag, bad.msg_type, bad.error
+                        ),
+                    };
+                    (self.report)(cut(&line));
+                }
+                Ok(_) => return,
+                Err(e) => {
+                    (self.report)(&format!("{} {e}; no more tracing", self.dir));
+                    self.lost = true;
+                    self.pending = Vec::new();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `line`, cut at a character boundary near [`MAX_LINE`].
+fn cut(line: &str) -> &str {
+    if line.len() <= MAX_LINE {
+        return line;
+    }
+    let mut end = MAX_LINE;
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    &line[..end]
+}
+
+impl<T: Read, F: FnMut(&str)> Read for Tap<T, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.see(&buf[..n]);
+        Ok(n)
+    }
+}
+
+impl<T: Write, F: FnMut(&str)> Write for Tap<T, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.see(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proto_9p::frame::encode_frame;
+    use proto_9p::messages::{Message, Rread, Tclunk, Tversion};
+
+    fn frame(tag: u16, msg: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode_frame(tag, &msg, &mut out);
+        out
+    }
+
+    #[test]
+    fn reports_each_frame_once_however_the_bytes_are_split() {
+        let mut bytes = frame(
+            65535,
+            Message::Tversion(Tversion {
+                msize: 1 << 20,
+                version: b"9P2000.L".to_vec(),
+            }),
+        );
+        bytes.extend(frame(1, Message::Tclunk(Tclunk { fid: 7 })));
+        for split in 0..bytes.len() {
+            let mut lines = Vec::new();
+            let mut tap = Tap::new(Vec::new(), "->", |l: &str| lines.push(l.to_string()));
+            tap.write_all(&bytes[..split]).unwrap();
+            tap.write_all(&bytes[split..]).unwrap();
+            assert_eq!(tap.inner, bytes);
+            drop(tap);
+            assert_eq!(lines.len(), 2, "split at {split}: {lines:?}");
+            assert!(
+                lines[0].starts_with("-> tag 65535 Tversion"),
+                "{}",
+                lines[0]
+            );
+            assert!(lines[1].starts_with("-> tag 1 Tclunk"), "{}", lines[1]);
+        }
+    }
+
+    #[test]
+    fn reads_are_reported_and_garbage_stops_tracing() {
+        let mut bytes = frame(3, Message::Tclunk(Tclunk { fid: 1 }));
+        bytes.extend([1, 0, 0, 0, 0, 0, 0]); // size 1: not 9P
+        bytes.extend(frame(4, Message::Tclunk(Tclunk { fid: 2 })));
+        let mut lines = Vec::new();
+        let mut tap = Tap::new(&bytes[..], "<-", |l: &str| lines.push(l.to_string()));
+        let mut sink = Vec::new();
+        tap.read_to_end(&mut sink).unwrap();
+        drop(tap);
+        assert_eq!(sink, bytes);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[1].contains("no more tracing"));
+    }
+
+    #[test]
+    fn long_payloads_are_cut() {
+        let data = vec![b'x'; 100_000];
+        let mut lines = Vec::new();
+        let mut tap = Tap::new(Vec::new(), "->", |l: &str| lines.push(l.to_string()));
+        tap.write_all(&frame(9, Message::Rread(Rread { data: data.into() })))
+            .unwrap();
+        drop(tap);
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].len() <= MAX_LINE);
+    }
+}
