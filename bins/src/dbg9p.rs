@@ -22,6 +22,12 @@ pub struct Tap<T, F: FnMut(&str)> {
     lost: bool,
 }
 
+impl<T, F: FnMut(&str)> std::fmt::Debug for Tap<T, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tap").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
 impl<T, F: FnMut(&str)> Tap<T, F> {
     /// Reports the frames read from or written to `inner` through
     /// `report`, marked with `dir`.
