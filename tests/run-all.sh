@@ -33,7 +33,11 @@
 #              each failure, the remote's 9p mount failure on this kernel)
 #   cpu-guest  tests/scripts/cpu-guest.sh     (cpud as a QEMU guest's service,
 #              cpu from here: the kernel 9p path, cwd, files both ways,
-#              statuses, stdin, -namespace remote=local, SIGINT, wrong key)
+#              statuses, stdin, -namespace remote=local, SIGINT, wrong key;
+#              then cpu and cpud over vsock inside a guest)
+#   cpu-arm64  tests/scripts/cpu-arm64.sh     (a static aarch64 cpud, built here
+#              with rust-lld, as an arm64 guest's service; cpu maps an arm64
+#              Debian tree over /bin, /lib, /usr; the 1.5 MB size budget)
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -50,7 +54,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-guest}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-guest cpu-arm64}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -94,7 +98,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -189,6 +193,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpu-guest; then
 		step cpu-guest 900 tests/scripts/cpu-guest.sh
+	fi
+	if wanted cpu-arm64; then
+		step cpu-arm64 900 tests/scripts/cpu-arm64.sh
 	fi
 fi
 
