@@ -140,10 +140,17 @@ fn keys(
                 out.push(Box::new(k));
             }
             keys::Source::File(f) => {
-                let asker = asker.get_or_insert_with(|| {
-                    passphrase::choose(|v| std::env::var_os(v), passphrase::tty_available())
-                });
-                match keys::unlock(&f.path, f.key, asker) {
+                let unlocked = if f.key.is_encrypted() {
+                    // Chosen once, and only when a key needs it: the choice
+                    // opens /dev/tty.
+                    let asker = asker.get_or_insert_with(|| {
+                        passphrase::choose(|v| std::env::var_os(v), passphrase::tty_available())
+                    });
+                    keys::unlock(&f.path, f.key, asker)
+                } else {
+                    Ok(f.key)
+                };
+                match unlocked {
                     Ok(k) => {
                         if a.d {
                             eprintln!("cpu: key file {}", f.path.display());
