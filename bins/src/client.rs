@@ -12,13 +12,13 @@ use std::thread;
 use nix::sys::signal::{SigSet, Signal};
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::ClientConfig;
+use proto_ssh::sig::Signer;
 use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
 use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::p9server::{self, ServeConfig};
 use runtime_std::pty;
 use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConnection};
-use ssh_key::PrivateKey;
 use subtle::ConstantTimeEq;
 
 use crate::dbg9p::Tap;
@@ -39,6 +39,9 @@ pub mod exit {
     pub const AUTH: u8 = 253;
     /// The server could not be reached.
     pub const CONNECT: u8 = 254;
+    /// Interrupted at the passphrase prompt (128 + SIGINT, as a shell
+    /// reports a command killed by it).
+    pub const INTERRUPTED: u8 = 130;
     /// Any other failure of the connection.
     pub const SSH: u8 = 255;
 }
@@ -67,8 +70,8 @@ pub struct Options {
     pub target: Target,
     /// Remote user name.
     pub user: String,
-    /// Keys to offer.
-    pub keys: Vec<PrivateKey>,
+    /// Keys to offer, in order: files and ssh-agent keys.
+    pub keys: Vec<Box<dyn Signer + Send>>,
     /// The host key check.
     pub host_key_check: Box<dyn HostKeyCheck + Send>,
     /// Serve our files over 9P.
@@ -140,7 +143,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     })?;
     let keys = std::mem::take(&mut o.keys);
     let check = std::mem::replace(&mut o.host_key_check, Box::new(AcceptAnyHostKey));
-    let config = ClientConfig::new(&o.user, keys, check);
+    let config = ClientConfig::with_signers(&o.user, keys, check);
     let login = SshConnection::client(stream, config);
     if let Ok(mut m) = o.messages.lock() {
         for line in m.drain(..) {

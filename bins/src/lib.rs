@@ -1,7 +1,9 @@
 //! Shared pieces of the cpu-rs commands: flag parsing, ssh_config, the
 //! namespace and command-string syntax of the reference, and cpud's parts
-//! (host key, login policy, daemon, session child).
+//! (host key, login policy, daemon, session child); the client's keys
+//! (files, passphrases, ssh-agent).
 
+pub mod agent;
 pub mod authorized;
 pub mod cli;
 pub mod client;
@@ -11,9 +13,11 @@ pub mod fuse9p;
 pub mod goduration;
 pub mod goflags;
 pub mod hostkey;
+pub mod keys;
 pub mod known_hosts;
 pub mod namespace;
 pub mod net;
+pub mod passphrase;
 pub mod quote;
 pub mod remote;
 pub mod ssh_config;

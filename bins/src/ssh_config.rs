@@ -1,5 +1,6 @@
 //! OpenSSH client configuration, read for the four keys the reference
-//! honours (spec §2.1): HostName, Port, User and IdentityFile.
+//! honours (spec §2.1): HostName, Port, User and IdentityFile; and
+//! IdentitiesOnly, for the choice between agent keys and key files.
 //!
 //! Parsing is pure: `Include` files come through an [`IncludeLoader`].
 //! Semantics follow OpenSSH's readconf.c: case-insensitive keywords,
@@ -169,6 +170,7 @@ enum Key {
     Port,
     User,
     IdentityFile,
+    IdentitiesOnly,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,6 +272,7 @@ fn parse_depth(
             "hostname" => items.push(single(Key::HostName)?),
             "user" => items.push(single(Key::User)?),
             "identityfile" => items.push(single(Key::IdentityFile)?),
+            "identitiesonly" => items.push(single(Key::IdentitiesOnly)?),
             "port" => {
                 let item = single(Key::Port)?;
                 if let Item::Set(_, v) = &item {
@@ -440,6 +443,7 @@ struct Obtained {
     port: Option<String>,
     user: Option<String>,
     identity_files: Vec<String>,
+    identities_only: Option<String>,
 }
 
 impl Obtained {
@@ -452,6 +456,7 @@ impl Obtained {
             Key::Port => first(&mut self.port),
             Key::User => first(&mut self.user),
             Key::IdentityFile => self.identity_files.push(value.into()),
+            Key::IdentitiesOnly => first(&mut self.identities_only),
         }
     }
 
@@ -495,6 +500,9 @@ pub struct Resolved {
     pub port: Option<u16>,
     /// Every `IdentityFile` that applied, in order, expanded.
     pub identity_files: Vec<String>,
+    /// The first `IdentitiesOnly` is `yes` (or `true`): agent keys that
+    /// are not also key files are not offered.
+    pub identities_only: bool,
 }
 
 /// The port `%p` stands for when no Port applied (OpenSSH's default).
@@ -538,11 +546,15 @@ pub fn resolve(
         .iter()
         .map(|f| expand("IdentityFile", &tilde(f, local.home), &tokens))
         .collect::<Result<_, _>>()?;
+    let identities_only = got
+        .identities_only
+        .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true"));
     Ok(Resolved {
         user,
         host: hostname,
         port,
         identity_files,
+        identities_only,
     })
 }
 
@@ -661,6 +673,7 @@ mod tests {
                     "/home/me/.ssh/apu2".into(),
                     "/home/me/me-top@apu2.lan:2222%".into()
                 ],
+                identities_only: false,
             }
         );
         assert_eq!(
@@ -670,6 +683,7 @@ mod tests {
                 host: "ignored".into(),
                 port: Some(1),
                 identity_files: vec!["/home/me/me-ra@ignored:1%".into()],
+                identities_only: false,
             }
         );
     }
@@ -684,6 +698,7 @@ mod tests {
                 host: "y".into(),
                 port: None,
                 identity_files: vec![],
+                identities_only: false,
             }
         );
         assert_eq!(res("y", &[]).host, "y");
@@ -709,6 +724,20 @@ mod tests {
             ("H1", Some(9), Some("U"))
         );
         assert_eq!(r.identity_files, vec!["/home/me".to_string()]);
+    }
+
+    #[test]
+    fn identities_only_first_value_wins() {
+        let c = cfg("Host h
+IdentitiesOnly yes
+Host *
+IdentitiesOnly no
+");
+        assert!(res("h", &[&c]).identities_only);
+        assert!(!res("other", &[&c]).identities_only);
+        let c = cfg("identitiesonly=True
+");
+        assert!(res("x", &[&c]).identities_only);
     }
 
     #[test]

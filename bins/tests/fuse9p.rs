@@ -271,7 +271,9 @@ fn broken_stream_ends_the_mount() {
 set -u
 echo "before=$(cat "$M/f")"
 : > "$M/closenow"
-sleep 0.3
+# Poll (bounded, 10 s) until the broken stream shows.
+i=0
+while cat "$M/f" >/dev/null 2>&1 && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if cat "$M/f" >/dev/null 2>&1; then echo "after=readable"; else echo "after=failed"; fi
 if ls "$M" >/dev/null 2>&1; then echo "ls=ok"; else echo "ls=failed"; fi
 "#;

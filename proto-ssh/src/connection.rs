@@ -34,7 +34,7 @@ use crate::channel::{
 use crate::kex::negotiate::{KexAlg, Negotiated, Preferences};
 use crate::msg::{self, DisconnectReason};
 use crate::packet::Packet;
-use crate::sig::{self, SigAlg};
+use crate::sig::{self, SigAlg, Signer};
 use crate::transport::{HostKeyCheck, RekeyLimits, Transport, TransportConfig, TransportError};
 use crate::version::{Role, DEFAULT_SOFTWARE_VERSION};
 use crate::wire::{Put, Reader};
@@ -88,7 +88,7 @@ pub struct ClientConfig {
     /// The user to log in as.
     pub user: String,
     /// The keys to try, in order.
-    pub keys: Vec<PrivateKey>,
+    pub keys: Vec<Box<dyn Signer + Send>>,
     /// The host key check.
     pub host_key_check: Box<dyn HostKeyCheck + Send>,
     /// Algorithms, rekeying, channels, keepalives.
@@ -97,10 +97,21 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// Our defaults: every algorithm we speak, 1 GiB / 1 h rekeying,
-    /// 8 MiB windows, no keepalive.
+    /// 8 MiB windows, no keepalive. Passphrase-protected keys are left
+    /// out: decrypt them first.
     pub fn new(
         user: &str,
         keys: Vec<PrivateKey>,
+        host_key_check: Box<dyn HostKeyCheck + Send>,
+    ) -> Self {
+        Self::with_signers(user, crate::auth::client::boxed_keys(keys), host_key_check)
+    }
+
+    /// As [`ClientConfig::new`], with keys that may sign elsewhere (an
+    /// ssh-agent), tried in order.
+    pub fn with_signers(
+        user: &str,
+        keys: Vec<Box<dyn Signer + Send>>,
         host_key_check: Box<dyn HostKeyCheck + Send>,
     ) -> Self {
         Self {
@@ -341,8 +352,13 @@ struct Side {
 
 /// Role-specific settings kept until the auth layer starts.
 enum Pending {
-    Client { user: String, keys: Vec<PrivateKey> },
-    Server { auth: ServerAuthConfig },
+    Client {
+        user: String,
+        keys: Vec<Box<dyn Signer + Send>>,
+    },
+    Server {
+        auth: ServerAuthConfig,
+    },
     Started,
 }
 
@@ -662,7 +678,7 @@ impl Connection {
             let session_id = self.transport.session_id().unwrap_or_default().to_vec();
             match core::mem::replace(&mut self.pending, Pending::Started) {
                 Pending::Client { user, keys } => {
-                    let mut auth = ClientAuth::new(&user, keys, session_id);
+                    let mut auth = ClientAuth::with_signers(&user, keys, session_id);
                     auth.start();
                     self.phase = Phase::ClientAuth(auth);
                 }

@@ -255,3 +255,17 @@ fn answer(conn: &mut crate::connection::Connection, ev: crate::channel::ChannelE
         _ => {}
     }
 }
+
+/// The ssh-agent codec over arbitrary bytes: frames are split off one
+/// after another, and every payload that parses must encode back to
+/// exactly its frame (the codec is a bijection on what it accepts).
+pub fn agent(data: &[u8]) {
+    use crate::agent::{split_frame, Message};
+    let mut rest = data;
+    while let Ok(Some((payload, used))) = split_frame(rest) {
+        if let Ok(m) = Message::decode(payload) {
+            assert_eq!(m.encode(), rest[..used], "re-encoding differs");
+        }
+        rest = &rest[used..];
+    }
+}

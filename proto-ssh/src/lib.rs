@@ -16,12 +16,14 @@
 //!   [`auth::Authenticated`] proof;
 //! - [`channel`]: RFC 4254 channels, requests and flow control;
 //! - [`sig`], [`wire`], [`msg`]: signatures, encodings, message numbers;
+//! - [`agent`]: the ssh-agent messages a signing client needs;
 //! - with the `fuzzing` feature: the fuzz entry points and the in-memory
 //!   client/server `pair` driver.
 #![no_std]
 
 extern crate alloc;
 
+pub mod agent;
 pub mod auth;
 pub mod channel;
 pub mod cipher;

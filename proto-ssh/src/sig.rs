@@ -1,6 +1,7 @@
 //! Public-key signatures, for host keys (the exchange hash) and user keys
-//! (RFC 4252 §7): `ssh-ed25519`, `rsa-sha2-256`, `rsa-sha2-512`, and
-//! `ecdsa-sha2-nistp256` for verification.
+//! (RFC 4252 §7): `ssh-ed25519`, `rsa-sha2-256`, `rsa-sha2-512` and
+//! `ecdsa-sha2-nistp256/384/521`; and [`Signer`], a user key whose
+//! private half may live elsewhere (an ssh-agent).
 //!
 //! Key formats and the arithmetic are ssh-key's and RustCrypto's; this
 //! module only maps SSH algorithm names onto them and checks that the
@@ -14,8 +15,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use signature::Verifier;
-use signature::{SignatureEncoding, Signer};
+// `as _`: this module's own `Signer` is the SSH-level one.
+use signature::Signer as _;
+use signature::{SignatureEncoding, Verifier};
 use ssh_key::private::KeypairData;
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, PrivateKey, Signature};
@@ -31,8 +33,14 @@ pub enum SigAlg {
     RsaSha256,
     /// `rsa-sha2-512` (RFC 8332).
     RsaSha512,
-    /// `ecdsa-sha2-nistp256` (RFC 5656), verification only.
+    /// `ecdsa-sha2-nistp256` (RFC 5656).
     EcdsaP256,
+    /// `ecdsa-sha2-nistp384` (RFC 5656).
+    #[cfg(feature = "ecdsa-p384-p521")]
+    EcdsaP384,
+    /// `ecdsa-sha2-nistp521` (RFC 5656).
+    #[cfg(feature = "ecdsa-p384-p521")]
+    EcdsaP521,
 }
 
 impl SigAlg {
@@ -42,6 +50,10 @@ impl SigAlg {
     pub const VERIFY_ALL: &'static [SigAlg] = &[
         Self::Ed25519,
         Self::EcdsaP256,
+        #[cfg(feature = "ecdsa-p384-p521")]
+        Self::EcdsaP384,
+        #[cfg(feature = "ecdsa-p384-p521")]
+        Self::EcdsaP521,
         Self::RsaSha512,
         Self::RsaSha256,
     ];
@@ -53,6 +65,10 @@ impl SigAlg {
             Self::RsaSha256 => "rsa-sha2-256",
             Self::RsaSha512 => "rsa-sha2-512",
             Self::EcdsaP256 => "ecdsa-sha2-nistp256",
+            #[cfg(feature = "ecdsa-p384-p521")]
+            Self::EcdsaP384 => "ecdsa-sha2-nistp384",
+            #[cfg(feature = "ecdsa-p384-p521")]
+            Self::EcdsaP521 => "ecdsa-sha2-nistp521",
         }
     }
 
@@ -74,6 +90,14 @@ impl SigAlg {
             },
             Self::EcdsaP256 => Algorithm::Ecdsa {
                 curve: EcdsaCurve::NistP256,
+            },
+            #[cfg(feature = "ecdsa-p384-p521")]
+            Self::EcdsaP384 => Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            },
+            #[cfg(feature = "ecdsa-p384-p521")]
+            Self::EcdsaP521 => Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
             },
         }
     }
@@ -113,7 +137,15 @@ pub fn algs_for_key(key: &KeyData) -> &'static [SigAlg] {
     match key {
         KeyData::Ed25519(_) => &[SigAlg::Ed25519],
         KeyData::Rsa(_) => &[SigAlg::RsaSha512, SigAlg::RsaSha256],
-        KeyData::Ecdsa(k) if k.curve() == EcdsaCurve::NistP256 => &[SigAlg::EcdsaP256],
+        KeyData::Ecdsa(k) => match k.curve() {
+            EcdsaCurve::NistP256 => &[SigAlg::EcdsaP256],
+            #[cfg(feature = "ecdsa-p384-p521")]
+            EcdsaCurve::NistP384 => &[SigAlg::EcdsaP384],
+            #[cfg(feature = "ecdsa-p384-p521")]
+            EcdsaCurve::NistP521 => &[SigAlg::EcdsaP521],
+            #[cfg(not(feature = "ecdsa-p384-p521"))]
+            _ => &[],
+        },
         _ => &[],
     }
 }
@@ -136,6 +168,31 @@ pub fn parse_public_key(blob: &[u8]) -> Result<KeyData, SigError> {
         return Err(SigError::Malformed);
     }
     Ok(key)
+}
+
+/// A user key the client authenticates with: a [`PrivateKey`] held here,
+/// or a key whose private half is elsewhere (an ssh-agent, a token). The
+/// auth client calls it synchronously while it handles the server's
+/// USERAUTH_PK_OK, so an implementation that asks another process blocks
+/// the connection's driver for that long; it should bound the wait.
+pub trait Signer {
+    /// The public key, as offered to the server.
+    fn public(&self) -> &KeyData;
+
+    /// Signs `data` under `alg` (one of [`algs_for_key`] of the public
+    /// key) and returns the SSH signature encoding: string algorithm name,
+    /// string signature blob.
+    fn sign_as(&self, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, SigError>;
+}
+
+impl Signer for PrivateKey {
+    fn public(&self) -> &KeyData {
+        self.public_key().key_data()
+    }
+
+    fn sign_as(&self, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, SigError> {
+        sign(self, alg, data)
+    }
 }
 
 /// Signs `data` with `key` under `alg` and returns the SSH signature

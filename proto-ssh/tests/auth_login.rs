@@ -69,6 +69,41 @@ fn ecdsa_logs_in() {
     assert_eq!(login("ecdsa", None), "ecdsa-sha2-nistp256");
 }
 
+/// Keys made by `ssh-keygen -t ecdsa -b 384` and `-b 521`.
+#[cfg(feature = "ecdsa-p384-p521")]
+#[test]
+fn ecdsa_p384_p521_log_in() {
+    assert_eq!(login("ecdsa384", None), "ecdsa-sha2-nistp384");
+    assert_eq!(login("ecdsa521", None), "ecdsa-sha2-nistp521");
+}
+
+/// Without the feature, such a key is not offered at all: nothing that
+/// could not be verified is sent, and nobody is logged in.
+#[cfg(not(feature = "ecdsa-p384-p521"))]
+#[test]
+fn ecdsa_p384_p521_are_not_offered_without_the_feature() {
+    for (name, alg) in [
+        ("ecdsa384", &b"ecdsa-sha2-nistp384"[..]),
+        ("ecdsa521", &b"ecdsa-sha2-nistp521"[..]),
+    ] {
+        let k = key(name);
+        let mut pair = Pair::new(
+            "glenda",
+            vec![k.clone()],
+            RecordingPolicy::allowing("glenda", &k),
+        );
+        let _ = pair.run();
+        assert!(!pair.server.is_authenticated(), "{name}");
+        assert!(!pair.client.is_authenticated(), "{name}");
+        assert!(
+            pair.to_server
+                .iter()
+                .all(|p| !p.windows(alg.len()).any(|w| w == alg)),
+            "{name}"
+        );
+    }
+}
+
 #[test]
 fn rsa_uses_sha256_without_ext_info() {
     assert_eq!(login("rsa", None), "rsa-sha2-256");
@@ -289,4 +324,63 @@ fn unknown_methods_get_failure_and_count() {
     assert_eq!(s.poll_payload(), Some(failure()));
     assert_eq!(s.failures(), 1);
     assert!(p.calls.is_empty());
+}
+
+/// A key signing elsewhere, as an ssh-agent does: it holds only the
+/// public key and asks `holder`; `answer_sha1` plays an old agent that
+/// ignores the RSA flags and answers with `ssh-rsa`.
+struct Remote {
+    public: ssh_key::public::KeyData,
+    holder: ssh_key::PrivateKey,
+    answer_sha1: bool,
+}
+
+impl proto_ssh::sig::Signer for Remote {
+    fn public(&self) -> &ssh_key::public::KeyData {
+        &self.public
+    }
+
+    fn sign_as(
+        &self,
+        alg: proto_ssh::sig::SigAlg,
+        data: &[u8],
+    ) -> Result<Vec<u8>, proto_ssh::sig::SigError> {
+        let good = proto_ssh::sig::sign(&self.holder, alg, data)?;
+        if !self.answer_sha1 {
+            return Ok(good);
+        }
+        let mut r = Reader::new(&good);
+        let _name = r.string().unwrap();
+        let mut bad = Vec::new();
+        proto_ssh::wire::Put::put_string(&mut bad, b"ssh-rsa");
+        proto_ssh::wire::Put::put_string(&mut bad, r.string().unwrap());
+        Ok(bad)
+    }
+}
+
+#[test]
+fn signers_without_the_private_key_log_in_and_wrong_algorithms_are_skipped() {
+    let rsa = key("rsa");
+    let remote = |answer_sha1| -> Box<dyn proto_ssh::sig::Signer + Send> {
+        Box::new(Remote {
+            public: public(&rsa),
+            holder: rsa.clone(),
+            answer_sha1,
+        })
+    };
+    let mut pair = Pair::new("glenda", vec![], RecordingPolicy::allowing("glenda", &rsa));
+    pair.client = proto_ssh::auth::ClientAuth::with_signers(
+        "glenda",
+        vec![remote(true), remote(false)],
+        SESSION_ID.to_vec(),
+    );
+    pair.run().expect("login");
+    assert!(pair.client.is_authenticated());
+    // SERVICE_REQUEST, none, query (key 1, whose SHA-1 signature is
+    // dropped), query (key 2), signed request: one signed request only.
+    assert_eq!(pair.to_server.len(), 5);
+    assert!(!request_alg(&pair.to_server[3]).0);
+    let (signed, alg) = request_alg(&pair.to_server[4]);
+    assert!(signed);
+    assert_eq!(alg, "rsa-sha2-256");
 }

@@ -10,6 +10,8 @@ fn key(name: &str) -> PrivateKey {
     let text = match name {
         "ed25519" => include_str!("keys/sig_ed25519"),
         "rsa" => include_str!("keys/sig_rsa"),
+        "ecdsa384" => include_str!("keys/sig_ecdsa384"),
+        "ecdsa521" => include_str!("keys/sig_ecdsa521"),
         _ => include_str!("keys/sig_ecdsa"),
     };
     PrivateKey::from_openssh(text).expect("test key parses")
@@ -17,7 +19,7 @@ fn key(name: &str) -> PrivateKey {
 
 #[test]
 fn every_algorithm_round_trips_and_rejects_tampering() {
-    for name in ["ed25519", "rsa", "ecdsa"] {
+    for name in ["ed25519", "rsa", "ecdsa", "ecdsa384", "ecdsa521"] {
         let k = key(name);
         let blob = sig::public_key_blob(k.public_key().key_data());
         let algs = sig::algs_for_key(k.public_key().key_data());

@@ -3,7 +3,9 @@
 # in a private mount namespace). This kernel has no 9p, so the file
 # service cases live in cpu-guest.sh; here: ssh_config (Host alias with
 # HostName, Port, User, IdentityFile), the command string and exit
-# statuses, stdin, and the distinct exit codes of each failure.
+# statuses, stdin, the distinct exit codes of each failure, ssh-agent
+# keys and passphrase-protected keys (SSH_ASKPASS, and the tty prompt
+# through tmux).
 #
 # CPU, CPUD: the binaries (default target/release/{cpu,cpud}).
 set -euo pipefail
@@ -12,6 +14,8 @@ set -euo pipefail
 
 cpu_bins
 ssh_init cpu-local
+# The caller's agent and askpass must not take part: each case sets its own.
+unset SSH_AUTH_SOCK SSH_ASKPASS SSH_ASKPASS_REQUIRE
 
 start_cpud cpud -hk "$W/host_ed25519" || exit 1
 
@@ -137,6 +141,36 @@ cpu -9p=false -hostkeycheck=false board true || rc=$?
 [ "$rc" = 0 ] && pass "-hostkeycheck=false" || fail "-hostkeycheck=false: got $rc"
 rm -f "$KH"
 
+# Keys held by an ssh-agent: tried before the -key file (here the
+# refused one), so the login goes through the agent.
+if command -v ssh-agent >/dev/null && command -v ssh-add >/dev/null; then
+	ssh-agent -D -a "$W/agent.sock" >"$W/agent.out" 2>&1 </dev/null &
+	track $!
+	if wait_line "$W/agent.out" '^SSH_AUTH_SOCK=' $! 10 >/dev/null &&
+		SSH_AUTH_SOCK=$W/agent.sock ssh-add "$W/client_ed25519" 2>/dev/null; then
+		out=$(SSH_AUTH_SOCK=$W/agent.sock cpu -9p=false -key "$W/wrong_ed25519" board echo via-agent) &&
+			[ "$out" = via-agent ] && pass "ssh-agent key (SSH_AUTH_SOCK) before the -key file" ||
+			fail "ssh-agent: got '$out'"
+	else
+		fail "ssh-agent did not start: $(cat "$W/agent.out")"
+	fi
+else
+	skip "no ssh-agent: agent case"
+fi
+
+# The authorized key again, protected by a passphrase.
+cp "$W/client_ed25519" "$W/locked_ed25519"
+ssh-keygen -q -p -P '' -N 'open sesame' -f "$W/locked_ed25519" >/dev/null
+printf '#!/bin/sh\necho "open sesame"\n' >"$W/askpass-good"
+printf '#!/bin/sh\necho nope\n' >"$W/askpass-bad"
+chmod +x "$W/askpass-good" "$W/askpass-bad"
+out=$(SSH_ASKPASS=$W/askpass-good SSH_ASKPASS_REQUIRE=force cpu -9p=false -key "$W/locked_ed25519" board echo unlocked) &&
+	[ "$out" = unlocked ] && pass "protected key unlocked through SSH_ASKPASS" || fail "askpass: got '$out'"
+rc=0
+SSH_ASKPASS=$W/askpass-bad SSH_ASKPASS_REQUIRE=force cpu -9p=false -key "$W/locked_ed25519" board true 2>"$W/pass.err" || rc=$?
+[ "$rc" = 253 ] && grep -q "wrong passphrase" "$W/pass.err" && [ "$(wc -l <"$W/pass.err")" = 1 ] &&
+	pass "wrong passphrase: one line, 253" || fail "wrong passphrase: got $rc: $(cat "$W/pass.err")"
+
 # -net unix: a second cpud on a Unix socket. SIGTERM to it ends the
 # session it serves and removes the socket file.
 SOCK=$W/cpud.sock
@@ -194,6 +228,29 @@ if command -v tmux >/dev/null; then
 	screen_has after-2-ctrl-c && pass "Ctrl-C reaches the remote command" || fail "Ctrl-C: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
 	$TM send-keys 'exit 4' Enter
 	screen_has CPU-EXIT=4 && pass "shell's exit status comes back" || fail "shell exit: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
+	stop_tmux
+	# The passphrase asked on the terminal, echo off: a wrong one, then
+	# the right one.
+	$TM new-session -d -x 150 -y 30 \
+		"env -u SSH_AUTH_SOCK -u SSH_ASKPASS HOME=$FAKEHOME $CPU -9p=false -key $W/locked_ed25519 board echo tty-unlocked; echo CPU-EXIT=\$?; sleep 60"
+	# capture-pane drops the prompt's trailing space.
+	prompt="Enter passphrase for key '$W/locked_ed25519':"
+	if screen_has "$prompt"; then
+		$TM send-keys 'not it' Enter
+		n=0
+		until [ "$($TM capture-pane -p | grep -cF -- "$prompt")" -ge 2 ] || [ $n -ge 150 ]; do sleep 0.1; n=$((n + 1)); done
+		$TM send-keys 'open sesame' Enter
+		screen_has CPU-EXIT= || true
+		screen=$($TM capture-pane -p)
+		if grep -q tty-unlocked <<<"$screen" && grep -q CPU-EXIT=0 <<<"$screen" &&
+			[ "$(grep -cF -- "$prompt" <<<"$screen")" = 2 ] && ! grep -qe 'sesame' -e 'not it' <<<"$screen"; then
+			pass "passphrase prompt on the tty, echo off, second attempt"
+		else
+			fail "tty passphrase: $(grep -v '^$' <<<"$screen" | tail -6 | tr '\n' '|')"
+		fi
+	else
+		fail "no passphrase prompt: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
+	fi
 	stop_tmux
 else
 	skip "no tmux: interactive cases"

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use cpu_bins::cli::{self, CpuArgs, Outcome};
 use cpu_bins::client::{self, exit, Failure, Options};
+use cpu_bins::keys::{self, KeyError, KeyFile};
 use cpu_bins::known_hosts::{self, TofuCheck};
 use cpu_bins::net::{Net, Target};
-use cpu_bins::{namespace, ssh_config};
+use cpu_bins::{agent, namespace, passphrase, ssh_config};
+use proto_ssh::sig::Signer;
 use proto_ssh::transport::AcceptAnyHostKey;
-use ssh_key::PrivateKey;
 use std::sync::{Arc, Mutex};
 
 /// cpud's port, unless a flag or ssh_config says otherwise (the
@@ -67,7 +68,7 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
     let target = Target::new(net, &host, &a.sp, port).map_err(usage)?;
     let messages = Arc::new(Mutex::new(Vec::new()));
     let keys = if a.use_key {
-        keys(a, &resolved.identity_files)?
+        keys(a, &resolved)?
     } else {
         Vec::new()
     };
@@ -111,44 +112,134 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
     })
 }
 
-/// The `-key` file, else ssh_config's IdentityFile entries, else the
-/// usual keys of ~/.ssh that exist.
-fn keys(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<PrivateKey>, Failure> {
-    if !a.key.is_empty() {
-        return Ok(vec![load_key(&expand_home(&a.key))?]);
-    }
-    if !identity_files.is_empty() {
-        let mut keys = Vec::new();
-        for f in identity_files {
-            let path = expand_home(f);
-            if path.exists() {
-                keys.push(load_key(&path)?);
-            } else if a.d {
-                eprintln!("cpu: IdentityFile {} does not exist", path.display());
+/// The keys to offer: the agent's (`SSH_AUTH_SOCK`) and the key files,
+/// in OpenSSH's order (see `cpu_bins::keys`). The files are the `-key`
+/// file, else ssh_config's IdentityFile entries, else the usual keys of
+/// ~/.ssh that exist. Protected files not held by the agent are unlocked
+/// here, asking for their passphrase.
+fn keys(
+    a: &CpuArgs,
+    resolved: &ssh_config::Resolved,
+) -> Result<Vec<Box<dyn Signer + Send>>, Failure> {
+    let files = key_files(a, &resolved.identity_files)?;
+    let agent = agent_keys(a.d);
+    let files = files
+        .into_iter()
+        .map(|f| (f.key.public_key().key_data().clone(), f))
+        .collect();
+    let agent = agent
+        .into_iter()
+        .map(|k| (k.key_data().clone(), k))
+        .collect();
+    let mut asker = None;
+    let mut out: Vec<Box<dyn Signer + Send>> = Vec::new();
+    let mut skipped = Vec::new();
+    for source in keys::order(agent, files, resolved.identities_only) {
+        match source {
+            keys::Source::Agent(k) => {
+                if a.d {
+                    eprintln!("cpu: agent key {}", k.comment);
+                }
+                out.push(Box::new(k));
+            }
+            keys::Source::File(f) => {
+                let unlocked = if f.key.is_encrypted() {
+                    // Chosen once, and only when a key needs it: the choice
+                    // opens /dev/tty.
+                    let asker = asker.get_or_insert_with(|| {
+                        passphrase::choose(|v| std::env::var_os(v), passphrase::tty_available())
+                    });
+                    keys::unlock(&f.path, f.key, asker)
+                } else {
+                    Ok(f.key)
+                };
+                match unlocked {
+                    Ok(k) => {
+                        if a.d {
+                            eprintln!("cpu: key file {}", f.path.display());
+                        }
+                        out.push(Box::new(k));
+                    }
+                    Err(KeyError::Interrupted) => {
+                        return Err(Failure {
+                            message: "interrupted".into(),
+                            code: exit::INTERRUPTED,
+                        })
+                    }
+                    Err(e) => skipped.push(format!("key {}: {e}", f.path.display())),
+                }
             }
         }
-        if !keys.is_empty() {
-            return Ok(keys);
+    }
+    if out.is_empty() {
+        // One clear line: why the last key could not be used.
+        return Err(match skipped.pop() {
+            Some(message) => Failure {
+                message,
+                code: exit::AUTH,
+            },
+            None => usage("no key: give -key FILE, create ~/.ssh/id_ed25519, or start ssh-agent"),
+        });
+    }
+    for line in skipped {
+        eprintln!("cpu: {line}");
+    }
+    Ok(out)
+}
+
+/// The agent's keys, if `SSH_AUTH_SOCK` names one that answers; as
+/// OpenSSH, an agent that cannot be reached is no error.
+fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
+    let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    let got = agent::Agent::connect(Path::new(&sock)).and_then(|ag| agent::keys(&ag));
+    match got {
+        Ok(k) => k,
+        Err(e) => {
+            if debug {
+                eprintln!("cpu: agent {}: {e}", Path::new(&sock).display());
+            }
+            Vec::new()
         }
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
-    let mut keys = Vec::new();
-    if let Some(home) = home {
+}
+
+/// The `-key` file, else ssh_config's IdentityFile entries that exist,
+/// else the usual keys of ~/.ssh that exist; none of them unlocked yet.
+fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Failure> {
+    let load = |path: PathBuf| match keys::read(&path) {
+        Ok(key) => Ok(KeyFile { path, key }),
+        Err(e) => Err(usage(format!("key {}: {e}", path.display()))),
+    };
+    if !a.key.is_empty() {
+        return Ok(vec![load(expand_home(&a.key))?]);
+    }
+    let mut files = Vec::new();
+    for f in identity_files {
+        let path = expand_home(f);
+        if path.exists() {
+            files.push(load(path)?);
+        } else if a.d {
+            eprintln!("cpu: IdentityFile {} does not exist", path.display());
+        }
+    }
+    if !files.is_empty() {
+        return Ok(files);
+    }
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
         for name in ["id_ed25519", "id_ecdsa", "id_rsa", "cpu_rsa", "identity"] {
             let path = home.join(".ssh").join(name);
             if path.exists() {
-                match load_key(&path) {
-                    Ok(k) => keys.push(k),
+                match load(path.clone()) {
+                    Ok(f) => files.push(f),
                     Err(f) if a.d => eprintln!("cpu: skipping {}: {}", path.display(), f.message),
                     Err(_) => {}
                 }
             }
         }
     }
-    if keys.is_empty() {
-        return Err(usage("no key: give -key FILE, or create ~/.ssh/id_ed25519"));
-    }
-    Ok(keys)
+    Ok(files)
 }
 
 /// Host, user, port and keys from `~/.ssh/config`, then
@@ -197,18 +288,4 @@ fn expand_home(p: &str) -> PathBuf {
         (Some(rest), Some(home)) => Path::new(&home).join(rest),
         _ => PathBuf::from(p),
     }
-}
-
-fn load_key(path: &Path) -> Result<PrivateKey, Failure> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| usage(format!("key {}: {e}", path.display())))?;
-    let key = PrivateKey::from_openssh(text)
-        .map_err(|e| usage(format!("key {}: {e}", path.display())))?;
-    if key.is_encrypted() {
-        return Err(usage(format!(
-            "key {}: passphrase-protected keys are not supported yet",
-            path.display()
-        )));
-    }
-    Ok(key)
 }

@@ -8,6 +8,7 @@
 //! [`ClientAuthEvent::Exhausted`] and disconnects with
 //! NO_MORE_AUTH_METHODS_AVAILABLE.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -20,7 +21,7 @@ use super::{
     SERVICE_CONNECTION, SERVICE_USERAUTH,
 };
 use crate::msg;
-use crate::sig::{self, SigAlg};
+use crate::sig::{self, SigAlg, Signer};
 use crate::wire::{NameList, Put, Reader, WireError};
 
 /// What the client side reports to its caller.
@@ -72,7 +73,7 @@ enum State {
 /// The client side of user authentication.
 pub struct ClientAuth {
     user: String,
-    keys: Vec<PrivateKey>,
+    keys: Vec<Box<dyn Signer + Send>>,
     session_id: Vec<u8>,
     server_sig_algs: Option<Vec<SigAlg>>,
     next_key: usize,
@@ -97,8 +98,18 @@ impl fmt::Debug for ClientAuth {
 impl ClientAuth {
     /// A client that logs in as `user` with `keys`, tried in order, on the
     /// connection whose session identifier (the first exchange hash) is
-    /// `session_id`.
+    /// `session_id`. Passphrase-protected keys cannot sign and are left
+    /// out.
     pub fn new(user: &str, keys: Vec<PrivateKey>, session_id: Vec<u8>) -> Self {
+        Self::with_signers(user, boxed_keys(keys), session_id)
+    }
+
+    /// As [`ClientAuth::new`], with keys that may sign elsewhere.
+    pub fn with_signers(
+        user: &str,
+        keys: Vec<Box<dyn Signer + Send>>,
+        session_id: Vec<u8>,
+    ) -> Self {
         Self {
             user: user.to_string(),
             keys,
@@ -253,9 +264,15 @@ impl ClientAuth {
             alg.name(),
             blob,
         );
-        let Some(Ok(signature)) = self.keys.get(key).map(|k| sig::sign(k, alg, &data)) else {
+        let Some(Ok(signature)) = self.keys.get(key).map(|k| k.sign_as(alg, &data)) else {
             return self.query_next_key();
         };
+        // A signer elsewhere (an old agent ignoring the RSA flags) may
+        // answer with another algorithm than the one the query named; the
+        // server would refuse it, so the next key is tried instead.
+        if !names_alg(&signature, alg) {
+            return self.query_next_key();
+        }
         let mut p = publickey_request_head(&self.user, SERVICE_CONNECTION, true, alg.name(), blob);
         p.put_string(&signature);
         self.out.push_back(p);
@@ -267,10 +284,7 @@ impl ClientAuth {
         while let Some(key) = self.keys.get(self.next_key) {
             let index = self.next_key;
             self.next_key += 1;
-            if key.is_encrypted() {
-                continue;
-            }
-            let data = key.public_key().key_data();
+            let data = key.public();
             let Some(alg) = self.choose_alg(sig::algs_for_key(data)) else {
                 continue;
             };
@@ -312,4 +326,19 @@ impl ClientAuth {
         self.state = State::Exhausted;
         self.events.push_back(ClientAuthEvent::Exhausted);
     }
+}
+
+/// `keys` as signers, without the passphrase-protected ones (they have
+/// no private half to sign with).
+pub(crate) fn boxed_keys(keys: Vec<PrivateKey>) -> Vec<Box<dyn Signer + Send>> {
+    keys.into_iter()
+        .filter(|k| !k.is_encrypted())
+        .map(|k| Box::new(k) as Box<dyn Signer + Send>)
+        .collect()
+}
+
+/// Whether the SSH signature encoding `signature` is one of `alg`.
+fn names_alg(signature: &[u8], alg: SigAlg) -> bool {
+    let mut r = Reader::new(signature);
+    r.string().is_ok_and(|name| name == alg.name().as_bytes())
 }

@@ -26,6 +26,8 @@ pub fn key(name: &str) -> PrivateKey {
         "ed25519" => include_str!("../keys/sig_ed25519"),
         "rsa" => include_str!("../keys/sig_rsa"),
         "ecdsa" => include_str!("../keys/sig_ecdsa"),
+        "ecdsa384" => include_str!("../keys/sig_ecdsa384"),
+        "ecdsa521" => include_str!("../keys/sig_ecdsa521"),
         _ => panic!("no test key {name}"),
     };
     PrivateKey::from_openssh(text).expect("test key parses")
