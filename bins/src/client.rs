@@ -107,7 +107,7 @@ impl std::fmt::Debug for Options {
 macro_rules! trace {
     ($o:expr, $($arg:tt)*) => {
         if $o.debug {
-            eprintln!("cpu: {}", format_args!($($arg)*));
+            crate::log::line(format_args!($($arg)*));
         }
     };
 }
@@ -317,20 +317,18 @@ fn serve_9p(p: PendingChannel, export: Arc<LocalExport>, nonce: &str, debug: boo
         let _ = ch.close();
         return;
     }
-    if debug {
-        eprintln!("cpu: serving 9P");
-    }
+    crate::debug!(debug, "serving 9P");
     let config = ServeConfig::default();
     let r = if dbg9p {
-        let report = |l: &str| eprintln!("cpu: 9p {l}");
+        let report = |l: &str| crate::log::line(format_args!("9p {l}"));
         let reader = Tap::new(ch.reader(), "<-", report);
         let writer = Tap::new(ch.writer(), "->", report);
         p9server::serve(export, reader, writer, config)
     } else {
         p9server::serve(export, ch.reader(), ch.writer(), config)
     };
-    if let (Err(e), true) = (r, debug) {
-        eprintln!("cpu: 9P: {e}");
+    if let Err(e) = r {
+        crate::debug!(debug, "9P: {e}");
     }
     let _ = ch.send_eof();
     let _ = ch.close();

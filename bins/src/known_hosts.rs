@@ -394,6 +394,64 @@ impl TofuCheck {
     }
 }
 
+/// `cpu -hk FILE`: the server must show exactly the key of FILE (a public
+/// key, or the public half of a private key). The reference accepts the
+/// flag and ignores it; here it pins the key, and known_hosts is not
+/// consulted.
+#[derive(Debug)]
+pub struct PinnedHostKey {
+    key: KeyData,
+    file: PathBuf,
+    /// What the check has to say, shown once the login is over.
+    pub messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl PinnedHostKey {
+    /// Reads the key of `file`.
+    pub fn load(file: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let key = match PublicKey::from_openssh(text.trim()) {
+            Ok(k) => k.key_data().clone(),
+            Err(_) => ssh_key::PrivateKey::from_openssh(&text)
+                .map_err(|e| {
+                    format!(
+                        "{}: neither a public nor a private key: {e}",
+                        file.display()
+                    )
+                })?
+                .public_key()
+                .key_data()
+                .clone(),
+        };
+        Ok(Self {
+            key,
+            file: file.to_path_buf(),
+            messages: Arc::default(),
+        })
+    }
+}
+
+impl HostKeyCheck for PinnedHostKey {
+    fn check(&mut self, key: &KeyData) -> bool {
+        if *key == self.key {
+            return true;
+        }
+        let msg = format!(
+            "cpu: the server's host key ({} {}) is not the one in {} ({} {}).\nHost key verification failed.",
+            key_type_label(key),
+            fingerprint(key),
+            self.file.display(),
+            key_type_label(&self.key),
+            fingerprint(&self.key)
+        );
+        self.messages
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(msg);
+        false
+    }
+}
+
 impl HostKeyCheck for TofuCheck {
     fn check(&mut self, key: &KeyData) -> bool {
         let name = host_pattern(&self.host, self.port);

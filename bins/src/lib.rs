@@ -15,6 +15,7 @@ pub mod goflags;
 pub mod hostkey;
 pub mod keys;
 pub mod known_hosts;
+pub mod log;
 pub mod namespace;
 pub mod net;
 pub mod passphrase;

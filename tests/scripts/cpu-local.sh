@@ -140,6 +140,22 @@ rc=0
 cpu -9p=false -hostkeycheck=false board true || rc=$?
 [ "$rc" = 0 ] && pass "-hostkeycheck=false" || fail "-hostkeycheck=false: got $rc"
 rm -f "$KH"
+# -hk pins the server's key (the reference ignores the flag): the right
+# public key logs in, another is refused as a host key failure.
+out=$(cpu -9p=false -hk "$W/host_ed25519.pub" board echo pinned) && [ "$out" = pinned ] &&
+	pass "-hk: the pinned host key" || fail "-hk right key: got '$out'"
+rc=0
+cpu -9p=false -hk "$W/wrong_ed25519.pub" board true 2>"$W/pin.err" || rc=$?
+[ "$rc" = 252 ] && grep -q "Host key verification failed" "$W/pin.err" &&
+	pass "-hk: another host key refused (252)" || fail "-hk wrong key: got $rc: $(cat "$W/pin.err")"
+# -dump: the debug lines and the 9P trace go to a file, not stderr.
+out=$(TMPDIR=$W cpu -9p=false -hostkeycheck=false -dump board echo dumped 2>"$W/dump.err") || true
+dumpf=$(sed -n 's/^cpu: debug output and 9P trace in //p' "$W/dump.err")
+[ "$out" = dumped ] && [ -s "$dumpf" ] && grep -q '^cpu: exec ' "$dumpf" && [ "$(wc -l <"$W/dump.err")" = 1 ] &&
+	pass "-dump: debug output in $(basename "$dumpf")" || fail "-dump: '$out' $(cat "$W/dump.err")"
+rc=0
+cpu -nfs board true 2>"$W/nfs.err" || rc=$?
+[ "$rc" = 2 ] && grep -q "not supported" "$W/nfs.err" && pass "-nfs: refused with one line (2)" || fail "-nfs: $rc $(cat "$W/nfs.err")"
 
 # Keys held by an ssh-agent: tried before the -key file (here the
 # refused one), so the login goes through the agent.

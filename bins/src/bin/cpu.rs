@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use cpu_bins::cli::{self, CpuArgs, Outcome};
 use cpu_bins::client::{self, exit, Failure, Options};
+use cpu_bins::debug;
 use cpu_bins::keys::{self, KeyError, KeyFile};
-use cpu_bins::known_hosts::{self, TofuCheck};
+use cpu_bins::known_hosts::{self, PinnedHostKey, TofuCheck};
 use cpu_bins::net::{Net, Target};
 use cpu_bins::{agent, namespace, passphrase, ssh_config};
 use proto_ssh::sig::Signer;
@@ -41,6 +42,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Debug output: `-d`, or `-dump` (which sends it to a file).
+fn debug(a: &CpuArgs) -> bool {
+    a.d || a.dump
+}
+
 fn usage(msg: impl Into<String>) -> Failure {
     Failure {
         message: msg.into(),
@@ -51,9 +57,21 @@ fn usage(msg: impl Into<String>) -> Failure {
 /// Resolves flags into what a run needs.
 fn options(a: &CpuArgs) -> Result<Options, Failure> {
     let net = Net::parse(&a.net).map_err(usage)?;
+    if a.nfs || a.sshd || !a.cpio.is_empty() {
+        // The reference's NFS mode for OpenSSH servers; cpu serves 9P only.
+        return Err(usage(
+            "-nfs, -sshd and -cpio (NFS mode for an OpenSSH server) are not supported; \
+             use cpud, or -ssh for plain ssh",
+        ));
+    }
+    if a.dump {
+        let path =
+            cpu_bins::log::to_temp_file("cpu-dump-").map_err(|e| usage(format!("-dump: {e}")))?;
+        eprintln!("cpu: debug output and 9P trace in {}", path.display());
+    }
     let home = std::env::var("HOME").unwrap_or_default();
     let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let resolved = ssh_config_for(&a.host, &home, &local_user, a.d)?;
+    let resolved = ssh_config_for(&a.host, &home, &local_user, debug(a))?;
     let user = resolved.user.clone().unwrap_or_else(|| local_user.clone());
     let host = resolved.host.clone();
     // -sp, else ssh_config's Port, else cpud's port (never 22 by accident).
@@ -85,7 +103,12 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
             namespace::parse_binds(&a.namespace).map_err(|e| usage(format!("-namespace: {e}")))?;
         namespace::join_fstab(&user_fstab, &binds)
     };
-    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if a.hostkeycheck {
+    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if !a.hk.is_empty() {
+        let mut pin =
+            PinnedHostKey::load(&expand_home(&a.hk)).map_err(|e| usage(format!("-hk {e}")))?;
+        pin.messages = messages.clone();
+        Box::new(pin)
+    } else if a.hostkeycheck {
         let path = known_hosts::default_path().ok_or_else(|| {
             usage("no $HOME for ~/.ssh/known_hosts: set HOME, or give -hostkeycheck=false")
         })?;
@@ -107,8 +130,8 @@ fn options(a: &CpuArgs) -> Result<Options, Failure> {
         root: PathBuf::from(&a.root),
         fstab,
         cmd: a.cmd.clone(),
-        debug: a.d,
-        dbg9p: a.dbg9p,
+        debug: debug(a),
+        dbg9p: a.dbg9p || a.dump,
     })
 }
 
@@ -122,7 +145,7 @@ fn keys(
     resolved: &ssh_config::Resolved,
 ) -> Result<Vec<Box<dyn Signer + Send>>, Failure> {
     let files = key_files(a, &resolved.identity_files)?;
-    let agent = agent_keys(a.d);
+    let agent = agent_keys(debug(a));
     let files = files
         .into_iter()
         .map(|f| (f.key.public_key().key_data().clone(), f))
@@ -137,9 +160,7 @@ fn keys(
     for source in keys::order(agent, files, resolved.identities_only) {
         match source {
             keys::Source::Agent(k) => {
-                if a.d {
-                    eprintln!("cpu: agent key {}", k.comment);
-                }
+                debug!(debug(a), "agent key {}", k.comment);
                 out.push(Box::new(k));
             }
             keys::Source::File(f) => {
@@ -155,9 +176,7 @@ fn keys(
                 };
                 match unlocked {
                     Ok(k) => {
-                        if a.d {
-                            eprintln!("cpu: key file {}", f.path.display());
-                        }
+                        debug!(debug(a), "key file {}", f.path.display());
                         out.push(Box::new(k));
                     }
                     Err(KeyError::Interrupted) => {
@@ -197,9 +216,7 @@ fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
     match got {
         Ok(k) => k,
         Err(e) => {
-            if debug {
-                eprintln!("cpu: agent {}: {e}", Path::new(&sock).display());
-            }
+            debug!(debug, "agent {}: {e}", Path::new(&sock).display());
             Vec::new()
         }
     }
@@ -220,8 +237,8 @@ fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Fai
         let path = expand_home(f);
         if path.exists() {
             files.push(load(path)?);
-        } else if a.d {
-            eprintln!("cpu: IdentityFile {} does not exist", path.display());
+        } else {
+            debug!(debug(a), "IdentityFile {} does not exist", path.display());
         }
     }
     if !files.is_empty() {
@@ -233,8 +250,7 @@ fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Fai
             if path.exists() {
                 match load(path.clone()) {
                     Ok(f) => files.push(f),
-                    Err(f) if a.d => eprintln!("cpu: skipping {}: {}", path.display(), f.message),
-                    Err(_) => {}
+                    Err(f) => debug!(debug(a), "skipping {}: {}", path.display(), f.message),
                 }
             }
         }
@@ -271,10 +287,8 @@ fn ssh_config_for(
         let env = ssh_config::ParseEnv { home, include_dir };
         let config =
             ssh_config::parse(file, &text, &env, &mut loader).map_err(|e| usage(format!("{e}")))?;
-        if debug {
-            for w in &config.warnings {
-                eprintln!("cpu: {w:?}");
-            }
+        for w in &config.warnings {
+            debug!(debug, "{w:?}");
         }
         configs.push(config);
     }
