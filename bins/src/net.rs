@@ -293,6 +293,37 @@ fn firecracker_connect(s: &UnixStream, port: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `cpud -register ADDR`: once listening, tell ADDR (on the same network)
+/// by connecting and writing "ok", as the reference does.
+pub fn register(net: Net, addr: &str, timeout: Duration) -> io::Result<()> {
+    let mut s: Box<dyn Write> = match net {
+        Net::Tcp | Net::Tcp4 | Net::Tcp6 => {
+            let sa = std::net::ToSocketAddrs::to_socket_addrs(addr)?
+                .next()
+                .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"))?;
+            let timeout = if timeout.is_zero() {
+                HANDSHAKE_TIMEOUT
+            } else {
+                timeout
+            };
+            Box::new(TcpStream::connect_timeout(&sa, timeout)?)
+        }
+        Net::Unix | Net::UnixVsock => Box::new(UnixStream::connect_addr(&unix_addr(addr)?)?),
+        Net::Vsock => {
+            let (cid, port) = addr
+                .split_once(':')
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "want CID:PORT"))?;
+            let num = |v: &str| {
+                parse_uint_base0(v, 32)
+                    .map(|n| n as u32)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+            };
+            Box::new(VsockStream::connect(num(cid)?, num(port)?)?)
+        }
+    };
+    s.write_all(b"ok")
+}
+
 /// A listening socket on any of the transports.
 #[derive(Debug)]
 pub enum Listener {
@@ -504,6 +535,20 @@ mod tests {
         let mut buf = [0u8; 4];
         c.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"pong");
+    }
+
+    #[test]
+    fn register_writes_ok() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        register(Net::Tcp, &addr, Duration::from_secs(5)).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"ok");
+        // Nobody there: an error, which cpud only reports.
+        drop(l);
+        assert!(register(Net::Tcp, &addr, Duration::from_secs(5)).is_err());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use cpu_bins::authorized::Policy;
 use cpu_bins::cli::{self, CpudArgs, CpudMode, Outcome};
 use cpu_bins::daemon::{self_exe, Daemon};
-use cpu_bins::net::{Listener, Net};
+use cpu_bins::net::{self, Listener, Net};
 use cpu_bins::{hostkey, remote};
 
 fn main() -> ExitCode {
@@ -49,6 +49,9 @@ fn run(args: &CpudArgs) -> Result<(), String> {
         return Err(format!("unexpected argument {extra:?}"));
     }
     let net = Net::parse(&args.net)?;
+    if args.klog {
+        log_to_kmsg()?;
+    }
     if args.accounts && !nix::unistd::geteuid().is_root() {
         return Err("-accounts needs cpud to run as root".into());
     }
@@ -77,6 +80,17 @@ fn run(args: &CpudArgs) -> Result<(), String> {
     stop_on_signals(listener.unix_path().map(Path::to_path_buf))?;
     // Tests and service managers wait for this line.
     eprintln!("cpud: listening on {}", listener.describe());
+    if !args.register.is_empty() {
+        // As the reference: a failure is only reported, serving goes on.
+        if let Err(e) = net::register(net, &args.register, args.register_timeout) {
+            eprintln!("cpud: -register {}: {e}", args.register);
+        }
+    }
+    if !args.sleep_before_serving.is_zero() {
+        // The reference's knob, for init setups where the network (and
+        // mDNS) comes up late; not synchronisation.
+        std::thread::sleep(args.sleep_before_serving);
+    }
     let daemon = Daemon {
         host_key,
         policy,
@@ -111,5 +125,18 @@ fn stop_on_signals(socket_file: Option<std::path::PathBuf>) -> Result<(), String
         }
         std::process::exit(0);
     });
+    Ok(())
+}
+
+/// `-klog`: cpud's own messages go to the kernel log (a board without a
+/// console or syslog), by making /dev/kmsg its stderr; each line is one
+/// record. Sessions have their own stderr and are not affected.
+fn log_to_kmsg() -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let kmsg = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/kmsg")
+        .map_err(|e| format!("-klog: /dev/kmsg: {e}"))?;
+    nix::unistd::dup2(kmsg.as_raw_fd(), 2).map_err(|e| format!("-klog: {e}"))?;
     Ok(())
 }
