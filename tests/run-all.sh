@@ -35,6 +35,9 @@
 #              cpu from here: the kernel 9p path, cwd, files both ways,
 #              statuses, stdin, -namespace remote=local, SIGINT, wrong key;
 #              then cpu and cpud over vsock inside a guest)
+#   packaging  tests/scripts/packaging.sh     (install.sh, the systemd unit verified,
+#              the sysvinit and buildroot scripts started and stopped in
+#              private namespaces, the procd script's start_service)
 #   cpu-arm64  tests/scripts/cpu-arm64.sh     (a static aarch64 cpud, built here
 #              with rust-lld, as an arm64 guest's service; cpu maps an arm64
 #              Debian tree over /bin, /lib, /usr; the 1.5 MB size budget)
@@ -54,7 +57,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-guest cpu-arm64}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local packaging cpu-guest cpu-arm64}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -190,6 +193,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpu-local && ssh_interop_on; then
 		step cpu-local 300 tests/scripts/cpu-local.sh
+	fi
+	if wanted packaging; then
+		step packaging 300 tests/scripts/packaging.sh
 	fi
 	if wanted cpu-guest; then
 		step cpu-guest 900 tests/scripts/cpu-guest.sh
