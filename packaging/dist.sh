@@ -1,0 +1,42 @@
+#!/bin/sh
+# packaging/dist.sh: static cpu and cpud for every board architecture,
+# into dist/<arch>/ with SHA256SUMS, and a table of their sizes.
+#
+#   packaging/dist.sh [ARCH...]   (default: x86_64 aarch64 armv7 riscv64)
+#
+# musl targets, linked by rust-lld (.cargo/config.toml): no cross C
+# toolchain, as long as the dependency tree stays pure Rust. A target
+# whose standard library rustup cannot fetch is reported and skipped.
+set -eu
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+cd "$REPO"
+[ $# -gt 0 ] || set -- x86_64 aarch64 armv7 riscv64
+triple() {
+	case $1 in
+	x86_64) echo x86_64-unknown-linux-musl ;;
+	aarch64) echo aarch64-unknown-linux-musl ;;
+	armv7) echo armv7-unknown-linux-musleabihf ;;
+	riscv64) echo riscv64gc-unknown-linux-musl ;;
+	*) return 1 ;;
+	esac
+}
+missing=''
+rows=''
+for arch in "$@"; do
+	t=$(triple "$arch") || { echo "dist.sh: unknown arch $arch" >&2; exit 2; }
+	if ! rustup target list --installed | grep -qx "$t" && ! rustup target add "$t" >/dev/null 2>&1; then
+		echo "dist.sh: $arch: rustup cannot install $t; skipped" >&2
+		missing="$missing $arch"
+		continue
+	fi
+	cargo build -q --release --target "$t" -p cpu-bins --bin cpu --bin cpud
+	mkdir -p "dist/$arch"
+	cp "target/$t/release/cpu" "target/$t/release/cpud" "dist/$arch/"
+	(cd "dist/$arch" && sha256sum cpu cpud >SHA256SUMS)
+	rows="$rows$(printf '| %-8s | %9s | %9s |' "$arch" "$(stat -c %s "dist/$arch/cpud")" "$(stat -c %s "dist/$arch/cpu")")
+"
+done
+echo "| arch     | cpud (B)  | cpu (B)   |"
+echo "|----------|-----------|-----------|"
+printf '%s' "$rows"
+[ -z "$missing" ] || echo "not built:$missing (no standard library for the target)"
