@@ -185,11 +185,12 @@ fn mount_dev(info: &str, mountpoint: &Path) -> Option<String> {
         }
     }
     info.lines()
+        .rev()
         .filter_map(|l| {
             let f: Vec<&str> = l.split(' ').collect();
             (f.get(4) == Some(&want.as_str())).then(|| f.get(2).map(|d| d.to_string()))
         })
-        .last()
+        .next()
         .flatten()
 }
 
