@@ -1,54 +1,17 @@
-//! A blocking 9P client over a byte stream, driving the sans-IO
-//! [`ClientSession`]. Tests and the benchmark use it; requests can be
-//! pipelined with [`Client::send`] and [`Client::recv`].
+//! A blocking 9P client that one thread owns, over one byte stream.
+//! Tests and the benchmark use it; requests can be pipelined with
+//! [`Client::send`] and [`Client::recv`].
 
 use std::collections::VecDeque;
-use std::fmt;
 use std::io::{self, Read, Write};
 
 use bytes::Bytes;
-use proto_9p::client::{ClientError, ClientEvent, ClientSession};
+use proto_9p::client::{ClientEvent, ClientSession};
 use proto_9p::consts::NOFID;
 use proto_9p::messages::*;
 use proto_9p::{Errno, Qid};
 
-/// Why a client call failed.
-#[derive(Debug)]
-pub enum CallError {
-    /// The transport failed.
-    Io(io::Error),
-    /// The server broke the protocol.
-    Protocol(ClientError),
-    /// The server answered Rlerror.
-    Errno(Errno),
-    /// The server answered with the wrong message type.
-    Unexpected(&'static str),
-}
-
-impl fmt::Display for CallError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(e) => write!(f, "9P transport: {e}"),
-            Self::Protocol(e) => write!(f, "9P protocol: {e}"),
-            Self::Errno(e) => write!(f, "9P server error {e}"),
-            Self::Unexpected(m) => write!(f, "unexpected 9P reply {m}"),
-        }
-    }
-}
-
-impl std::error::Error for CallError {}
-
-impl From<io::Error> for CallError {
-    fn from(e: io::Error) -> Self {
-        CallError::Io(e)
-    }
-}
-
-impl From<ClientError> for CallError {
-    fn from(e: ClientError) -> Self {
-        CallError::Protocol(e)
-    }
-}
+use super::{expect_reply, CallError};
 
 /// A connected 9P2000.L client.
 #[derive(Debug)]
@@ -60,15 +23,6 @@ pub struct Client<S> {
     next_fid: u32,
     /// Answers that arrived while `call` waited for another tag.
     early: VecDeque<(u16, Result<Message, Errno>)>,
-}
-
-macro_rules! expect {
-    ($msg:expr, $variant:ident) => {
-        match $msg {
-            Message::$variant(m) => Ok(m),
-            other => Err(CallError::Unexpected(other.name())),
-        }
-    };
 }
 
 impl<S: Read + Write> Client<S> {
@@ -170,7 +124,7 @@ impl<S: Read + Write> Client<S> {
             aname: aname.to_vec(),
             n_uname: NOFID,
         })?;
-        Ok(expect!(r, Rattach)?.qid)
+        Ok(expect_reply!(r, Rattach)?.qid)
     }
 
     /// Walks `path` (split on '/') from `fid` to `newfid`; fails unless
@@ -194,7 +148,7 @@ impl<S: Read + Write> Client<S> {
                 newfid,
                 wnames: chunk.to_vec(),
             })?;
-            let got = expect!(r, Rwalk)?.wqids;
+            let got = expect_reply!(r, Rwalk)?.wqids;
             if got.len() != chunk.len() {
                 if from == newfid || !got.is_empty() {
                     let _ = self.clunk(newfid);
@@ -209,22 +163,22 @@ impl<S: Read + Write> Client<S> {
 
     /// Opens `fid` with `open_flags`.
     pub fn lopen(&mut self, fid: u32, flags: u32) -> Result<Rlopen, CallError> {
-        expect!(self.call(Tlopen { fid, flags })?, Rlopen)
+        expect_reply!(self.call(Tlopen { fid, flags })?, Rlopen)
     }
 
     /// Reads up to `count` bytes at `offset`.
     pub fn read(&mut self, fid: u32, offset: u64, count: u32) -> Result<Bytes, CallError> {
-        Ok(expect!(self.call(Tread { fid, offset, count })?, Rread)?.data)
+        Ok(expect_reply!(self.call(Tread { fid, offset, count })?, Rread)?.data)
     }
 
     /// Writes `data` at `offset`.
     pub fn write(&mut self, fid: u32, offset: u64, data: Bytes) -> Result<u32, CallError> {
-        Ok(expect!(self.call(Twrite { fid, offset, data })?, Rwrite)?.count)
+        Ok(expect_reply!(self.call(Twrite { fid, offset, data })?, Rwrite)?.count)
     }
 
     /// Attributes of `fid`.
     pub fn getattr(&mut self, fid: u32, mask: u64) -> Result<Rgetattr, CallError> {
-        expect!(
+        expect_reply!(
             self.call(Tgetattr {
                 fid,
                 request_mask: mask
@@ -235,7 +189,7 @@ impl<S: Read + Write> Client<S> {
 
     /// Forgets `fid`.
     pub fn clunk(&mut self, fid: u32) -> Result<(), CallError> {
-        expect!(self.call(Tclunk { fid })?, Rclunk).map(drop)
+        expect_reply!(self.call(Tclunk { fid })?, Rclunk).map(drop)
     }
 
     /// All entries of the open directory `fid`.
@@ -248,7 +202,7 @@ impl<S: Read + Write> Client<S> {
                 offset,
                 count: self.iounit(),
             })?;
-            let data = expect!(r, Rreaddir)?.data;
+            let data = expect_reply!(r, Rreaddir)?.data;
             if data.is_empty() {
                 return Ok(all);
             }
