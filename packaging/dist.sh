@@ -1,8 +1,11 @@
 #!/bin/sh
 # packaging/dist.sh: static cpu and cpud for every board architecture,
-# into dist/<arch>/ with SHA256SUMS, and a table of their sizes.
+# into dist/<arch>/ with SHA256SUMS, and a table of their sizes. The
+# folders have Docker's (and Go's) architecture names, so that
+# packaging/Dockerfile can pick them by TARGETARCH: amd64, arm64, arm
+# (armv7, hard float), riscv64.
 #
-#   packaging/dist.sh [ARCH...]   (default: x86_64 aarch64 armv7 riscv64)
+#   packaging/dist.sh [ARCH...]   (default: amd64 arm64 arm riscv64)
 #
 # musl targets, linked by rust-lld (.cargo/config.toml): no cross C
 # toolchain, as long as the dependency tree stays pure Rust. A target
@@ -10,12 +13,12 @@
 set -eu
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 cd "$REPO"
-[ $# -gt 0 ] || set -- x86_64 aarch64 armv7 riscv64
+[ $# -gt 0 ] || set -- amd64 arm64 arm riscv64
 triple() {
 	case $1 in
-	x86_64) echo x86_64-unknown-linux-musl ;;
-	aarch64) echo aarch64-unknown-linux-musl ;;
-	armv7) echo armv7-unknown-linux-musleabihf ;;
+	amd64) echo x86_64-unknown-linux-musl ;;
+	arm64) echo aarch64-unknown-linux-musl ;;
+	arm) echo armv7-unknown-linux-musleabihf ;;
 	riscv64) echo riscv64gc-unknown-linux-musl ;;
 	*) return 1 ;;
 	esac

@@ -96,6 +96,51 @@ rc=0
 (cd "$HOMEDIR" && HOME=$CPU_HOME timeout 60 "$CPU" -key "$W/wrong_ed25519" -sp "$HP" 127.0.0.1 true) 2>"$W/wrong.err" || rc=$?
 [ "$rc" = 253 ] && pass "wrong key refused (253)" || fail "wrong key: got $rc: $(cat "$W/wrong.err")"
 
+# A container image as the namespace, without Docker: a Debian 13 root
+# (the OpenSSH 10 peer's debootstrap tree) entered as a runtime does
+# (private mount, pid and uts namespaces, then chroot), with our cpu as
+# its entrypoint: no HOME, no USER, no ssh_config, the key by flag only.
+# The board (the guest, busybox only) must run the image's binaries.
+IMG_ROOT=$("$OPENSSH10" root 2>/dev/null || true)
+# The static (musl) cpu, as an image would carry it, when that target is
+# available; else the dynamic one (the image's glibc is newer).
+SCPU=$CPU
+MT=x86_64-unknown-linux-musl
+if rustup target list --installed 2>/dev/null | grep -qx "$MT" &&
+	(cd "$REPO" && cargo build -q --release --target "$MT" -p cpu-bins --bin cpu) 2>/dev/null; then
+	SCPU=$REPO/target/$MT/release/cpu
+fi
+if [ -n "$IMG_ROOT" ] && [ -f "$IMG_ROOT/etc/debian_version" ]; then
+	cat >"$W/image-entry.sh" <<ENTRY
+set -e
+mount -t tmpfs -o mode=755 tmpfs "$IMG_ROOT/mnt"
+cp "$SCPU" "$IMG_ROOT/mnt/cpu"
+cp "$W/client_ed25519" "$IMG_ROOT/mnt/key"
+mount -t proc proc "$IMG_ROOT/proc"
+mount --rbind /dev "$IMG_ROOT/dev"
+hostname cpu-image
+cd "$IMG_ROOT"
+exec env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$IMG_ROOT" /mnt/cpu "\$@"
+ENTRY
+	image_cpu() { timeout -k 5 120 unshare --mount --propagation private --pid --uts --fork bash "$W/image-entry.sh" "$@"; }
+	want_deb=$(cat "$IMG_ROOT/etc/debian_version")
+	out=$(image_cpu -key /mnt/key -hostkeycheck=false -sp "$HP" -namespace /lib:/lib64:/usr:/bin:/etc 127.0.0.1 \
+		sh -c 'cat /etc/debian_version; bash -c "echo bash \$BASH_VERSION"' 2>"$W/image.err") || true
+	[ "$(sed -n 1p <<<"$out")" = "$want_deb" ] && case $(sed -n 2p <<<"$out") in "bash 5."*) true ;; *) false ;; esac &&
+		pass "image as namespace: the board runs the Debian $want_deb image's binaries (cpu $(file -b "$SCPU" | grep -o 'static-pie linked\|statically linked\|dynamically linked'))" ||
+		fail "image: got '$out' $(cat "$W/image.err")"
+	rc=0
+	image_cpu -key /mnt/key -sp "$HP" 127.0.0.1 true 2>"$W/image-nohome.err" || rc=$?
+	[ "$rc" = 2 ] && grep -q 'no \$HOME' "$W/image-nohome.err" && [ "$(wc -l <"$W/image-nohome.err")" -le 2 ] &&
+		pass "image without HOME: one clear line (2)" || fail "image without HOME: $rc $(cat "$W/image-nohome.err")"
+	rc=0
+	image_cpu -hostkeycheck=false -sp "$HP" 127.0.0.1 true 2>"$W/image-nokey.err" || rc=$?
+	[ "$rc" = 2 ] && grep -q 'no key' "$W/image-nokey.err" &&
+		pass "image without keys: one clear line (2)" || fail "image without keys: $rc $(cat "$W/image-nokey.err")"
+else
+	skip "no Debian 13 root (OpenSSH 10 peer): image case"
+fi
+
 # vsock: cpud and cpu both in a second guest, over vsock_loopback (CID 1),
 # with the 9P file service of cpu in the guest mounted by the guest kernel.
 "$VM_DIR/run-guest.sh" -S -l "$GLOG" >/dev/null 2>&1 || true
