@@ -21,7 +21,9 @@ fn help_flags(bin: &str) -> BTreeSet<String> {
 /// The flags a man page documents (".B \-name" or ".BI \-name" lines of
 /// its OPTIONS section).
 fn man_flags(page: &str) -> BTreeSet<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../man").join(page);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../man")
+        .join(page);
     let text = std::fs::read_to_string(&path).unwrap();
     let options = text
         .split(".SH OPTIONS")
@@ -30,7 +32,10 @@ fn man_flags(page: &str) -> BTreeSet<String> {
         .unwrap();
     options
         .lines()
-        .filter_map(|l| l.strip_prefix(".B \\-").or_else(|| l.strip_prefix(".BI \\-")))
+        .filter_map(|l| {
+            l.strip_prefix(".B \\-")
+                .or_else(|| l.strip_prefix(".BI \\-"))
+        })
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .filter(|f| f != "h")
         .collect()

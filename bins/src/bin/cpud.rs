@@ -55,8 +55,11 @@ fn run(args: &CpudArgs) -> Result<(), String> {
     if args.accounts && !nix::unistd::geteuid().is_root() {
         return Err("-accounts needs cpud to run as root".into());
     }
-    if args.init {
-        return Err("-init: running as init is not built yet".into());
+    if cpu_bins::init::wanted(args.init) {
+        // Init only mounts and reaps; the daemon is its child, started
+        // with these same arguments.
+        let argv: Vec<String> = std::env::args().skip(1).collect();
+        return cpu_bins::init::run(&self_exe(), &argv, args.d);
     }
     let host_key = match args.hk.as_str() {
         "" => {

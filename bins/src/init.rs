@@ -1,0 +1,226 @@
+//! cpud as init: PID 1 of a tiny image (the LinuxBoot case), or `-init`.
+//!
+//! Init mounts what a bare kernel lacks (/proc, /sys, /dev, /dev/pts,
+//! /tmp, /run), brings up loopback (the 9P forward dials 127.0.0.1), and
+//! then does nothing but reap: the daemon itself runs as its child (the
+//! same program started again), so that the sessions' own waits and the
+//! reaping of orphans never take each other's children. A daemon that
+//! dies is started again. SIGTERM or SIGINT (Ctrl-Alt-Del) stop the
+//! daemon, which ends its sessions; then PID 1 powers off, and `-init`
+//! only exits.
+
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// Set in the daemon that init starts, so that it does not become init
+/// again.
+pub const CHILD_ENV: &str = "CPUD_INIT_CHILD";
+
+/// Whether this cpud should be init: PID 1 or `-init`, and not init's
+/// own daemon child.
+pub fn wanted(flag: bool) -> bool {
+    (flag || std::process::id() == 1) && std::env::var_os(CHILD_ENV).is_none()
+}
+
+/// The file systems init mounts where nothing is mounted yet.
+const MOUNTS: &[(&str, &str, &str, &str)] = &[
+    ("proc", "/proc", "proc", ""),
+    ("sysfs", "/sys", "sysfs", ""),
+    ("devtmpfs", "/dev", "devtmpfs", "mode=0755"),
+    ("devpts", "/dev/pts", "devpts", "mode=0620,ptmxmode=0666"),
+    ("tmpfs", "/tmp", "tmpfs", "mode=1777"),
+    ("tmpfs", "/run", "tmpfs", "mode=0755"),
+];
+
+/// Mount points listed in a mountinfo text (the fifth field).
+pub fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_octal)
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 4 <= b.len() {
+            let oct = &s[i + 1..i + 4];
+            if let Ok(v) = u8::from_str_radix(oct, 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether /proc is this pid namespace's: a /proc of another namespace
+/// (inherited by `unshare --pid`) names another process as "self".
+fn proc_is_ours() -> bool {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse::<u32>().ok()))
+        == Some(std::process::id())
+}
+
+fn mount_missing(debug: bool) {
+    for &(src, target, fstype, data) in MOUNTS {
+        let mounted = if target == "/proc" {
+            proc_is_ours()
+        } else {
+            std::fs::read_to_string("/proc/self/mountinfo")
+                .map(|t| mount_points(&t).iter().any(|m| m == target))
+                .unwrap_or(false)
+        };
+        if mounted {
+            continue;
+        }
+        let _ = std::fs::create_dir_all(target);
+        let flags = MsFlags::MS_NOSUID
+            | if fstype == "devtmpfs" || fstype == "devpts" {
+                MsFlags::empty()
+            } else {
+                MsFlags::MS_NODEV
+            };
+        match mount(Some(src), target, Some(fstype), flags, Some(data)) {
+            Ok(()) => {
+                if debug {
+                    eprintln!("cpud: init: mounted {fstype} on {target}");
+                }
+            }
+            Err(e) => eprintln!("cpud: init: mount {fstype} on {target}: {e}"),
+        }
+    }
+}
+
+/// Starts the daemon: this program again, with the same arguments.
+fn start_daemon(exe: &str, args: &[String]) -> Option<Child> {
+    match Command::new(exe).args(args).env(CHILD_ENV, "1").spawn() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("cpud: init: cannot start {exe}: {e}");
+            None
+        }
+    }
+}
+
+/// Runs init; returns only when it is to exit (not PID 1), with the
+/// daemon's last word.
+pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
+    let pid1 = std::process::id() == 1;
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+    ] {
+        set.add(s);
+    }
+    set.thread_block()
+        .map_err(|e| format!("init: blocking signals: {e}"))?;
+    mount_missing(debug);
+    if let Err(e) = crate::netif::loopback_up() {
+        eprintln!("cpud: init: bringing up lo: {e}");
+    }
+    if pid1 {
+        // Ctrl-Alt-Del becomes SIGINT to us instead of an instant reboot.
+        let _ = nix::sys::reboot::set_cad_enabled(false);
+    } else {
+        // Orphans of the sessions come to us, as they would to PID 1.
+        nix::sys::prctl::set_child_subreaper(true)
+            .map_err(|e| format!("init: becoming a subreaper: {e}"))?;
+    }
+    // The daemon must start with signals open; Command resets nothing,
+    // so unblock around the spawn (a signal in between stays pending).
+    let spawn = |set: &SigSet| {
+        let _ = set.thread_unblock();
+        let c = start_daemon(exe, args);
+        let _ = set.thread_block();
+        c
+    };
+    let mut daemon = spawn(&set);
+    let mut started = Instant::now();
+    let mut stopping = false;
+    loop {
+        let sig = set.wait().map_err(|e| format!("init: {e}"))?;
+        if sig != Signal::SIGCHLD {
+            if debug {
+                eprintln!("cpud: init: {sig}: stopping");
+            }
+            stopping = true;
+            match &daemon {
+                Some(d) => {
+                    let _ = kill(Pid::from_raw(d.id() as i32), Signal::SIGTERM);
+                }
+                None => break,
+            }
+            continue;
+        }
+        // Reap everything that ended: orphans and maybe the daemon.
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(format!("init: wait: {e}")),
+                Ok(status) => {
+                    let Some(pid) = status.pid() else { continue };
+                    if daemon.as_ref().map(|d| d.id() as i32) == Some(pid.as_raw()) {
+                        daemon = None;
+                        eprintln!("cpud: init: the daemon ended: {status:?}");
+                    }
+                }
+            }
+        }
+        if daemon.is_none() {
+            if stopping {
+                break;
+            }
+            // Not in a tight loop when it cannot start at all.
+            if started.elapsed() < Duration::from_secs(1) {
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            daemon = spawn(&set);
+            started = Instant::now();
+        }
+    }
+    if pid1 {
+        nix::unistd::sync();
+        let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_of_mountinfo() {
+        let text = "22 1 0:21 / /proc rw,nosuid - proc proc rw\n\
+                    23 1 0:22 / /my\\040dir rw - tmpfs tmpfs rw\n\
+                    bad line\n";
+        assert_eq!(mount_points(text), vec!["/proc", "/my dir"]);
+    }
+
+    #[test]
+    fn octal_escapes() {
+        assert_eq!(unescape_octal("a\\134b"), "a\\b");
+        assert_eq!(unescape_octal("tab\\011x"), "tab\tx");
+        assert_eq!(unescape_octal("end\\04"), "end\\04");
+        assert_eq!(unescape_octal("plain"), "plain");
+    }
+}
