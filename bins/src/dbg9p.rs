@@ -24,7 +24,9 @@ pub struct Tap<T, F: FnMut(&str)> {
 
 impl<T, F: FnMut(&str)> std::fmt::Debug for Tap<T, F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tap").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Tap")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 

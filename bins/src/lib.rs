@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod dbg9p;
+pub mod dnssd;
 pub mod fuse9p;
 pub mod goduration;
 pub mod goflags;
