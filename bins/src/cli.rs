@@ -365,21 +365,41 @@ pub fn is_remote(args: &[String]) -> bool {
 
 /// Parses `cpud`'s arguments (without the program name).
 pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
+    Ok(match parse_cpud_with(args, CPUD_FLAGS, CPUD_SYNOPSIS)? {
+        Outcome::Run(CpudParsed::Daemon(d, _)) => Outcome::Run(CpudMode::Daemon(d)),
+        Outcome::Run(CpudParsed::Remote(r)) => Outcome::Run(CpudMode::Remote(r)),
+        Outcome::Help(h) => Outcome::Help(h),
+    })
+}
+
+/// A cpud command line with the raw flags kept for a variant's own.
+enum CpudParsed {
+    Daemon(CpudArgs, goflags::Parsed),
+    Remote(RemoteArgs),
+}
+
+/// Parses a cpud command line with the flag set `flags` (cpud's own and
+/// a variant's), returning the parsed flags too for the variant's.
+fn parse_cpud_with(
+    args: &[String],
+    flags: &[Flag],
+    synopsis: &str,
+) -> Result<Outcome<CpudParsed>, CliError> {
     if is_remote(args) {
         return Ok(match parse_remote(args)? {
-            Outcome::Run(r) => Outcome::Run(CpudMode::Remote(r)),
+            Outcome::Run(r) => Outcome::Run(CpudParsed::Remote(r)),
             Outcome::Help(h) => Outcome::Help(h),
         });
     }
-    let p = match goflags::parse(CPUD_FLAGS, args) {
+    let p = match goflags::parse(flags, args) {
         Ok(p) => p,
-        Err(FlagError::Help) => return Ok(Outcome::Help(cpud_usage())),
+        Err(FlagError::Help) => return Ok(Outcome::Help(goflags::usage(synopsis, flags))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
         parse_duration(p.get(flag)).map_err(|err| CliError::Duration { flag, err })
     };
-    Ok(Outcome::Run(CpudMode::Daemon(CpudArgs {
+    let args = CpudArgs {
         hk: p.get("hk").into(),
         pk: p.get("pk").into(),
         sp: p.get("sp").into(),
@@ -394,7 +414,90 @@ pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
         register_timeout: duration("registerTO")?,
         sleep_before_serving: duration("sleepBeforeServing")?,
         rest: p.rest.clone(),
-    })))
+    };
+    Ok(Outcome::Run(CpudParsed::Daemon(args, p)))
+}
+
+/// decpud's DNS-SD flags, added to cpud's (spec §1.4).
+pub const DECPUD_FLAGS: &[Flag] = &[
+    // The reference never reads it (it always advertises); we do.
+    boolean("dnssd", true, "advertise this cpud with DNS-SD (mDNS)"),
+    string(
+        "dsInstance",
+        "",
+        "DNS-SD instance name (default <hostname>-cpud)",
+    ),
+    string("dsDomain", "local", "DNS-SD domain"),
+    string("dsService", "_ncpu._tcp", "DNS-SD service type"),
+    string(
+        "dsInterface",
+        "",
+        "DNS-SD interface to advertise on (default: all)",
+    ),
+    string(
+        "dsTxt",
+        "",
+        "extra DNS-SD TXT pairs k=v,k2=v2 (a bare k is k=true)",
+    ),
+];
+
+/// `decpud`'s synopsis line.
+pub const DECPUD_SYNOPSIS: &str = "decpud [flags]";
+
+/// decpud's DNS-SD settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsArgs {
+    /// `-dnssd`: advertise at all.
+    pub enabled: bool,
+    /// `-dsInstance`; "" for `<hostname>-cpud`.
+    pub instance: String,
+    /// `-dsDomain`.
+    pub domain: String,
+    /// `-dsService`.
+    pub service: String,
+    /// `-dsInterface`; "" for every interface.
+    pub interface: String,
+    /// `-dsTxt`, unparsed.
+    pub txt: String,
+}
+
+/// The two roles of `decpud`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecpudMode {
+    /// Daemon, with its advertisement.
+    Daemon(CpudArgs, DsArgs),
+    /// Session child (the same as cpud's).
+    Remote(RemoteArgs),
+}
+
+/// The flags of decpud: cpud's, then the DNS-SD ones.
+pub fn decpud_flags() -> Vec<Flag> {
+    CPUD_FLAGS.iter().chain(DECPUD_FLAGS).copied().collect()
+}
+
+/// The `decpud` usage text.
+pub fn decpud_usage() -> String {
+    goflags::usage(DECPUD_SYNOPSIS, &decpud_flags())
+}
+
+/// Parses `decpud`'s arguments (without the program name).
+pub fn parse_decpud(args: &[String]) -> Result<Outcome<DecpudMode>, CliError> {
+    let flags = decpud_flags();
+    Ok(match parse_cpud_with(args, &flags, DECPUD_SYNOPSIS)? {
+        Outcome::Help(h) => Outcome::Help(h),
+        Outcome::Run(CpudParsed::Remote(r)) => Outcome::Run(DecpudMode::Remote(r)),
+        Outcome::Run(CpudParsed::Daemon(d, p)) => {
+            let ds = DsArgs {
+                enabled: p.bool("dnssd")?,
+                instance: p.get("dsInstance").into(),
+                domain: p.get("dsDomain").into(),
+                service: p.get("dsService").into(),
+                interface: p.get("dsInterface").into(),
+                txt: p.get("dsTxt").into(),
+            };
+            Outcome::Run(DecpudMode::Daemon(d, ds))
+        }
+    })
 }
 
 /// Parses a `cpud -remote ...` command line (without the program name);
@@ -583,6 +686,47 @@ mod tests {
                 rest: vec![],
             })
         );
+    }
+
+    #[test]
+    fn decpud_flags() {
+        let Ok(Outcome::Run(DecpudMode::Daemon(d, ds))) = parse_decpud(&v(&[])) else {
+            panic!()
+        };
+        assert_eq!(d.sp, "17010");
+        assert_eq!(
+            ds,
+            DsArgs {
+                enabled: true,
+                instance: String::new(),
+                domain: "local".into(),
+                service: "_ncpu._tcp".into(),
+                interface: String::new(),
+                txt: String::new(),
+            }
+        );
+        let Ok(Outcome::Run(DecpudMode::Daemon(d, ds))) = parse_decpud(&v(&[
+            "-sp=1",
+            "-dsTxt",
+            "near=gpu,fast",
+            "-dnssd=false",
+            "-dsInstance=x",
+            "-dsInterface",
+            "eth1",
+        ])) else {
+            panic!()
+        };
+        assert_eq!(d.sp, "1");
+        assert!(!ds.enabled);
+        assert_eq!((ds.instance.as_str(), ds.interface.as_str()), ("x", "eth1"));
+        assert_eq!(ds.txt, "near=gpu,fast");
+        assert!(matches!(
+            parse_decpud(&v(&["-remote", "-port9p", "5", "ls"])),
+            Ok(Outcome::Run(DecpudMode::Remote(_)))
+        ));
+        assert!(matches!(parse_decpud(&v(&["-h"])), Ok(Outcome::Help(h)) if h.contains("-dsTxt")));
+        // cpud itself does not take them.
+        assert!(parse_cpud(&v(&["-dsTxt", "a"])).is_err());
     }
 
     #[test]

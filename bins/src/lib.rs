@@ -5,6 +5,7 @@
 pub mod authorized;
 pub mod cli;
 pub mod client;
+pub mod cpud_main;
 pub mod daemon;
 pub mod dbg9p;
 pub mod dnssd;
@@ -13,6 +14,7 @@ pub mod goduration;
 pub mod goflags;
 pub mod hostkey;
 pub mod known_hosts;
+pub mod mdns;
 pub mod namespace;
 pub mod net;
 pub mod quote;
