@@ -5,6 +5,7 @@
 pub mod authorized;
 pub mod cli;
 pub mod client;
+pub mod cpu_main;
 pub mod cpud_main;
 pub mod daemon;
 pub mod dbg9p;
