@@ -39,6 +39,10 @@ pub enum CliError {
     DumpWithDebug,
     /// `-port9p` is not a port number.
     BadPort(String),
+    /// `decpu -n` below 1.
+    NoCpus,
+    /// `decpu -n` above 1 without a command, which the reference refuses.
+    InteractiveMany,
 }
 
 impl fmt::Display for CliError {
@@ -49,6 +53,10 @@ impl fmt::Display for CliError {
             Self::NoHost => f.write_str("no host given"),
             Self::DumpWithDebug => f.write_str("-dump and -d are exclusive"),
             Self::BadPort(p) => write!(f, "-port9p: {p:?} is not a port number"),
+            Self::NoCpus => f.write_str("-n: at least 1"),
+            Self::InteractiveMany => {
+                f.write_str("Interactive access with more than one CPU is not supported (yet)")
+            }
         }
     }
 }
@@ -228,6 +236,114 @@ pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
         return Err(CliError::DumpWithDebug);
     }
     Ok(Outcome::Run(a))
+}
+
+/// `decpu`'s flags (cmds/decpu/decpu.go): a subset of cpu's with the
+/// same defaults, plus `-n`, and ours `-hostkeycheck` and `-dsTimeout`.
+pub fn decpu_flags() -> Vec<Flag> {
+    const CPU_SUBSET: &[&str] = &[
+        "9p",
+        "d",
+        "dbg9p",
+        "dump",
+        "fstab",
+        "hk",
+        "key",
+        "namespace",
+        "net",
+        "sp",
+        "root",
+        "timeout9p",
+        "hostkeycheck",
+    ];
+    let mut flags: Vec<Flag> = CPU_FLAGS
+        .iter()
+        .filter(|f| CPU_SUBSET.contains(&f.name))
+        .copied()
+        .collect();
+    flags.push(string("n", "1", "number of CPUs to run on"));
+    // Ours: the reference browses for a fixed second; slow networks (and
+    // tests under load) may want longer.
+    flags.push(string(
+        "dsTimeout",
+        "1s",
+        "how long to browse for DNS-SD services",
+    ));
+    flags
+}
+
+/// `decpu`'s synopsis line.
+pub const DECPU_SYNOPSIS: &str = "decpu [flags] [URI|host|.] [cmd [args...]]";
+
+/// A parsed `decpu` command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecpuArgs {
+    /// cpu's arguments (the flags decpu lacks at cpu's defaults); `host`
+    /// is the URI, host or `.` as given ("" when none).
+    pub cpu: CpuArgs,
+    /// `-n`: how many nodes to run the command on, one after the other.
+    pub n: usize,
+    /// `-dsTimeout`: the browse time.
+    pub ds_timeout: Duration,
+}
+
+/// The `decpu` usage text.
+pub fn decpu_usage() -> String {
+    goflags::usage(DECPU_SYNOPSIS, &decpu_flags())
+}
+
+/// Parses `decpu`'s arguments (without the program name).
+pub fn parse_decpu(args: &[String]) -> Result<Outcome<DecpuArgs>, CliError> {
+    let p = match goflags::parse(&decpu_flags(), args) {
+        Ok(p) => p,
+        Err(FlagError::Help) => return Ok(Outcome::Help(decpu_usage())),
+        Err(e) => return Err(e.into()),
+    };
+    let duration = |flag: &'static str| {
+        parse_duration(p.get(flag)).map_err(|err| CliError::Duration { flag, err })
+    };
+    let (host, cmd) = match p.rest.split_first() {
+        Some((h, c)) => (h.clone(), c.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    let n = usize::try_from(p.u64("n")?).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Err(CliError::NoCpus);
+    }
+    if n > 1 && cmd.is_empty() {
+        return Err(CliError::InteractiveMany);
+    }
+    let cpu = CpuArgs {
+        ninep: p.bool("9p")?,
+        cpio: String::new(),
+        cpuns: "cpuns".into(),
+        d: p.bool("d")?,
+        dbg9p: p.bool("dbg9p")?,
+        dump: p.bool("dump")?,
+        fstab: p.get("fstab").into(),
+        hk: p.get("hk").into(),
+        key: p.get("key").into(),
+        use_key: true,
+        namespace: p.get("namespace").into(),
+        net: p.get("net").into(),
+        sp: p.get("sp").into(),
+        root: p.get("root").into(),
+        timeout9p: duration("timeout9p")?,
+        nfs: false,
+        ssh: false,
+        sshd: false,
+        hostkeycheck: p.bool("hostkeycheck")?,
+        host,
+        cmd,
+    };
+    if cpu.dump && cpu.d {
+        return Err(CliError::DumpWithDebug);
+    }
+    Ok(Outcome::Run(DecpuArgs {
+        cpu,
+        n,
+        ds_timeout: duration("dsTimeout")?,
+    }))
 }
 
 /// `cpud`'s daemon/init flags (cmds/cpud/main_linux.go).
@@ -685,6 +801,44 @@ mod tests {
                 sleep_before_serving: Duration::ZERO,
                 rest: vec![],
             })
+        );
+    }
+
+    #[test]
+    fn decpu_flags() {
+        let d = |a: &[&str]| match parse_decpu(&v(a)) {
+            Ok(Outcome::Run(d)) => d,
+            other => panic!("{a:?}: {other:?}"),
+        };
+        let x = d(&[]);
+        assert_eq!((x.cpu.host.as_str(), x.n), ("", 1));
+        assert_eq!(x.ds_timeout, Duration::from_secs(1));
+        assert!(x.cpu.ninep && x.cpu.use_key && x.cpu.hostkeycheck && x.cpu.cmd.is_empty());
+        assert_eq!(x.cpu.namespace, DEFAULT_NAMESPACE);
+        let x = d(&[
+            "-n",
+            "2",
+            "-dsTimeout=3s",
+            "-9p=false",
+            "dnssd:?near=gpu",
+            "ls",
+            "-l",
+        ]);
+        assert_eq!((x.cpu.host.as_str(), x.n), ("dnssd:?near=gpu", 2));
+        assert_eq!(x.cpu.cmd, v(&["ls", "-l"]));
+        assert_eq!(x.ds_timeout, Duration::from_secs(3));
+        assert!(!x.cpu.ninep);
+        assert_eq!(
+            parse_decpu(&v(&["-n=2", "."])),
+            Err(CliError::InteractiveMany)
+        );
+        assert_eq!(parse_decpu(&v(&["-n=0", ".", "x"])), Err(CliError::NoCpus));
+        // Flags of cpu that decpu lacks.
+        for f in ["-ssh", "-nfs", "-useKey=false", "-cpuns=x", "-sshd"] {
+            assert!(parse_decpu(&v(&[f, "h"])).is_err(), "{f}");
+        }
+        assert!(
+            matches!(parse_decpu(&v(&["-h"])), Ok(Outcome::Help(h)) if h.contains("-dsTimeout"))
         );
     }
 
