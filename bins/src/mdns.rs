@@ -121,6 +121,7 @@ impl Advertiser {
             cfg,
             tenants: tenants.clone(),
             last_cpu: CpuTimes { busy: 0, total: 0 },
+            probed: false,
         };
         // The first record is published here so that its errors (a bad
         // service type, say) stop decpud at once.
@@ -216,6 +217,8 @@ struct Publisher {
     cfg: AdvertiseConfig,
     tenants: Arc<AtomicUsize>,
     last_cpu: CpuTimes,
+    /// The name was probed by the first registration.
+    probed: bool,
 }
 
 impl Publisher {
@@ -259,8 +262,15 @@ impl Publisher {
         if !self.cfg.interface.is_empty() {
             info.set_interfaces(vec![IfKind::Name(self.cfg.interface.clone())]);
         }
+        // An update of our own record: probing it again would set the new
+        // TXT against our old one and leave it unannounced (mdns-sd keeps
+        // answering with the old one), so it is announced at once.
+        if self.probed {
+            info.set_requires_probe(false);
+        }
         let fullname = info.get_fullname().to_string();
         self.daemon.register(info).map_err(daemon_err)?;
+        self.probed = true;
         Ok(fullname)
     }
 }
