@@ -489,6 +489,8 @@ pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
 }
 
 /// A cpud command line with the raw flags kept for a variant's own.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum CpudParsed {
     Daemon(CpudArgs, goflags::Parsed),
     Remote(RemoteArgs),
@@ -578,6 +580,8 @@ pub struct DsArgs {
 }
 
 /// The two roles of `decpud`.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DecpudMode {
     /// Daemon, with its advertisement.

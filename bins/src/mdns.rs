@@ -128,16 +128,11 @@ impl Advertiser {
         let fullname = publisher.publish()?;
         std::thread::spawn(move || {
             // Ends when the sender goes (stop), else runs for the daemon's life.
-            loop {
-                match rx.recv_timeout(REFRESH) {
-                    Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) => {
-                        // Several session changes at once need one update.
-                        while rx.try_recv().is_ok() {}
-                        if let Err(e) = publisher.publish() {
-                            eprintln!("decpud: {e}");
-                        }
-                    }
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            while let Ok(()) | Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(REFRESH) {
+                // Several session changes at once need one update.
+                while rx.try_recv().is_ok() {}
+                if let Err(e) = publisher.publish() {
+                    eprintln!("decpud: {e}");
                 }
             }
         });
