@@ -10,7 +10,8 @@
 #   fmt        cargo fmt --all -- --check
 #   clippy     cargo clippy --workspace --all-targets -- -D warnings
 #   test       cargo test --workspace
-#   build      cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu, and (step
+#   build      cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu --bin decpu
+#              --bin decpud, and (step
 #              build-ssh) cargo build --release -p runtime-std --examples
 #              (ssh_server, ssh_client) unless CPU_RS_SSH_INTEROP=0
 #   clients    tests/scripts/diod-clients.sh   (diodls/diodcat, host side)
@@ -31,6 +32,9 @@
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)
+#   dnssd      tests/scripts/dnssd.sh         (decpu -> decpud with DNS-SD across two
+#              network namespaces it makes and removes: requirements, sorts,
+#              the least-loaded default, tenants, avahi-browse, withdrawal)
 #   cpu-guest  tests/scripts/cpu-guest.sh     (cpud as a QEMU guest's service,
 #              cpu from here: the kernel 9p path, cwd, files both ways,
 #              statuses, stdin, -namespace remote=local, SIGINT, wrong key;
@@ -57,7 +61,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local packaging cpu-guest cpu-arm64}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local dnssd packaging cpu-guest cpu-arm64}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -101,7 +105,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -161,7 +165,7 @@ if [ "$FAILED" = 0 ]; then
 	if [ "$SERVER" = ours ]; then
 		export CPU9P=${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p
 		if wanted build || [ ! -x "$CPU9P" ]; then
-			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu ||
+			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu --bin decpu --bin decpud ||
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
 	fi
@@ -193,6 +197,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpu-local && ssh_interop_on; then
 		step cpu-local 300 tests/scripts/cpu-local.sh
+	fi
+	if wanted dnssd && ssh_interop_on; then
+		step dnssd 300 tests/scripts/dnssd.sh
 	fi
 	if wanted packaging; then
 		step packaging 300 tests/scripts/packaging.sh

@@ -39,6 +39,10 @@ pub enum CliError {
     DumpWithDebug,
     /// `-port9p` is not a port number.
     BadPort(String),
+    /// `decpu -n` below 1.
+    NoCpus,
+    /// `decpu -n` above 1 without a command, which the reference refuses.
+    InteractiveMany,
 }
 
 impl fmt::Display for CliError {
@@ -49,6 +53,10 @@ impl fmt::Display for CliError {
             Self::NoHost => f.write_str("no host given"),
             Self::DumpWithDebug => f.write_str("-dump and -d are exclusive"),
             Self::BadPort(p) => write!(f, "-port9p: {p:?} is not a port number"),
+            Self::NoCpus => f.write_str("-n: at least 1"),
+            Self::InteractiveMany => {
+                f.write_str("Interactive access with more than one CPU is not supported (yet)")
+            }
         }
     }
 }
@@ -230,6 +238,114 @@ pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
     Ok(Outcome::Run(a))
 }
 
+/// `decpu`'s flags (cmds/decpu/decpu.go): a subset of cpu's with the
+/// same defaults, plus `-n`, and ours `-hostkeycheck` and `-dsTimeout`.
+pub fn decpu_flags() -> Vec<Flag> {
+    const CPU_SUBSET: &[&str] = &[
+        "9p",
+        "d",
+        "dbg9p",
+        "dump",
+        "fstab",
+        "hk",
+        "key",
+        "namespace",
+        "net",
+        "sp",
+        "root",
+        "timeout9p",
+        "hostkeycheck",
+    ];
+    let mut flags: Vec<Flag> = CPU_FLAGS
+        .iter()
+        .filter(|f| CPU_SUBSET.contains(&f.name))
+        .copied()
+        .collect();
+    flags.push(string("n", "1", "number of CPUs to run on"));
+    // Ours: the reference browses for a fixed second; slow networks (and
+    // tests under load) may want longer.
+    flags.push(string(
+        "dsTimeout",
+        "1s",
+        "how long to browse for DNS-SD services",
+    ));
+    flags
+}
+
+/// `decpu`'s synopsis line.
+pub const DECPU_SYNOPSIS: &str = "decpu [flags] [URI|host|.] [cmd [args...]]";
+
+/// A parsed `decpu` command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecpuArgs {
+    /// cpu's arguments (the flags decpu lacks at cpu's defaults); `host`
+    /// is the URI, host or `.` as given ("" when none).
+    pub cpu: CpuArgs,
+    /// `-n`: how many nodes to run the command on, one after the other.
+    pub n: usize,
+    /// `-dsTimeout`: the browse time.
+    pub ds_timeout: Duration,
+}
+
+/// The `decpu` usage text.
+pub fn decpu_usage() -> String {
+    goflags::usage(DECPU_SYNOPSIS, &decpu_flags())
+}
+
+/// Parses `decpu`'s arguments (without the program name).
+pub fn parse_decpu(args: &[String]) -> Result<Outcome<DecpuArgs>, CliError> {
+    let p = match goflags::parse(&decpu_flags(), args) {
+        Ok(p) => p,
+        Err(FlagError::Help) => return Ok(Outcome::Help(decpu_usage())),
+        Err(e) => return Err(e.into()),
+    };
+    let duration = |flag: &'static str| {
+        parse_duration(p.get(flag)).map_err(|err| CliError::Duration { flag, err })
+    };
+    let (host, cmd) = match p.rest.split_first() {
+        Some((h, c)) => (h.clone(), c.to_vec()),
+        None => (String::new(), Vec::new()),
+    };
+    let n = usize::try_from(p.u64("n")?).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Err(CliError::NoCpus);
+    }
+    if n > 1 && cmd.is_empty() {
+        return Err(CliError::InteractiveMany);
+    }
+    let cpu = CpuArgs {
+        ninep: p.bool("9p")?,
+        cpio: String::new(),
+        cpuns: "cpuns".into(),
+        d: p.bool("d")?,
+        dbg9p: p.bool("dbg9p")?,
+        dump: p.bool("dump")?,
+        fstab: p.get("fstab").into(),
+        hk: p.get("hk").into(),
+        key: p.get("key").into(),
+        use_key: true,
+        namespace: p.get("namespace").into(),
+        net: p.get("net").into(),
+        sp: p.get("sp").into(),
+        root: p.get("root").into(),
+        timeout9p: duration("timeout9p")?,
+        nfs: false,
+        ssh: false,
+        sshd: false,
+        hostkeycheck: p.bool("hostkeycheck")?,
+        host,
+        cmd,
+    };
+    if cpu.dump && cpu.d {
+        return Err(CliError::DumpWithDebug);
+    }
+    Ok(Outcome::Run(DecpuArgs {
+        cpu,
+        n,
+        ds_timeout: duration("dsTimeout")?,
+    }))
+}
+
 /// `cpud`'s daemon/init flags (cmds/cpud/main_linux.go).
 pub const CPUD_FLAGS: &[Flag] = &[
     string("hk", "", "file for host key"),
@@ -365,21 +481,43 @@ pub fn is_remote(args: &[String]) -> bool {
 
 /// Parses `cpud`'s arguments (without the program name).
 pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
+    Ok(match parse_cpud_with(args, CPUD_FLAGS, CPUD_SYNOPSIS)? {
+        Outcome::Run(CpudParsed::Daemon(d, _)) => Outcome::Run(CpudMode::Daemon(d)),
+        Outcome::Run(CpudParsed::Remote(r)) => Outcome::Run(CpudMode::Remote(r)),
+        Outcome::Help(h) => Outcome::Help(h),
+    })
+}
+
+/// A cpud command line with the raw flags kept for a variant's own.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
+enum CpudParsed {
+    Daemon(CpudArgs, goflags::Parsed),
+    Remote(RemoteArgs),
+}
+
+/// Parses a cpud command line with the flag set `flags` (cpud's own and
+/// a variant's), returning the parsed flags too for the variant's.
+fn parse_cpud_with(
+    args: &[String],
+    flags: &[Flag],
+    synopsis: &str,
+) -> Result<Outcome<CpudParsed>, CliError> {
     if is_remote(args) {
         return Ok(match parse_remote(args)? {
-            Outcome::Run(r) => Outcome::Run(CpudMode::Remote(r)),
+            Outcome::Run(r) => Outcome::Run(CpudParsed::Remote(r)),
             Outcome::Help(h) => Outcome::Help(h),
         });
     }
-    let p = match goflags::parse(CPUD_FLAGS, args) {
+    let p = match goflags::parse(flags, args) {
         Ok(p) => p,
-        Err(FlagError::Help) => return Ok(Outcome::Help(cpud_usage())),
+        Err(FlagError::Help) => return Ok(Outcome::Help(goflags::usage(synopsis, flags))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
         parse_duration(p.get(flag)).map_err(|err| CliError::Duration { flag, err })
     };
-    Ok(Outcome::Run(CpudMode::Daemon(CpudArgs {
+    let args = CpudArgs {
         hk: p.get("hk").into(),
         pk: p.get("pk").into(),
         sp: p.get("sp").into(),
@@ -394,7 +532,92 @@ pub fn parse_cpud(args: &[String]) -> Result<Outcome<CpudMode>, CliError> {
         register_timeout: duration("registerTO")?,
         sleep_before_serving: duration("sleepBeforeServing")?,
         rest: p.rest.clone(),
-    })))
+    };
+    Ok(Outcome::Run(CpudParsed::Daemon(args, p)))
+}
+
+/// decpud's DNS-SD flags, added to cpud's (spec §1.4).
+pub const DECPUD_FLAGS: &[Flag] = &[
+    // The reference never reads it (it always advertises); we do.
+    boolean("dnssd", true, "advertise this cpud with DNS-SD (mDNS)"),
+    string(
+        "dsInstance",
+        "",
+        "DNS-SD instance name (default <hostname>-cpud)",
+    ),
+    string("dsDomain", "local", "DNS-SD domain"),
+    string("dsService", "_ncpu._tcp", "DNS-SD service type"),
+    string(
+        "dsInterface",
+        "",
+        "DNS-SD interface to advertise on (default: all)",
+    ),
+    string(
+        "dsTxt",
+        "",
+        "extra DNS-SD TXT pairs k=v,k2=v2 (a bare k is k=true)",
+    ),
+];
+
+/// `decpud`'s synopsis line.
+pub const DECPUD_SYNOPSIS: &str = "decpud [flags]";
+
+/// decpud's DNS-SD settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DsArgs {
+    /// `-dnssd`: advertise at all.
+    pub enabled: bool,
+    /// `-dsInstance`; "" for `<hostname>-cpud`.
+    pub instance: String,
+    /// `-dsDomain`.
+    pub domain: String,
+    /// `-dsService`.
+    pub service: String,
+    /// `-dsInterface`; "" for every interface.
+    pub interface: String,
+    /// `-dsTxt`, unparsed.
+    pub txt: String,
+}
+
+/// The two roles of `decpud`.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecpudMode {
+    /// Daemon, with its advertisement.
+    Daemon(CpudArgs, DsArgs),
+    /// Session child (the same as cpud's).
+    Remote(RemoteArgs),
+}
+
+/// The flags of decpud: cpud's, then the DNS-SD ones.
+pub fn decpud_flags() -> Vec<Flag> {
+    CPUD_FLAGS.iter().chain(DECPUD_FLAGS).copied().collect()
+}
+
+/// The `decpud` usage text.
+pub fn decpud_usage() -> String {
+    goflags::usage(DECPUD_SYNOPSIS, &decpud_flags())
+}
+
+/// Parses `decpud`'s arguments (without the program name).
+pub fn parse_decpud(args: &[String]) -> Result<Outcome<DecpudMode>, CliError> {
+    let flags = decpud_flags();
+    Ok(match parse_cpud_with(args, &flags, DECPUD_SYNOPSIS)? {
+        Outcome::Help(h) => Outcome::Help(h),
+        Outcome::Run(CpudParsed::Remote(r)) => Outcome::Run(DecpudMode::Remote(r)),
+        Outcome::Run(CpudParsed::Daemon(d, p)) => {
+            let ds = DsArgs {
+                enabled: p.bool("dnssd")?,
+                instance: p.get("dsInstance").into(),
+                domain: p.get("dsDomain").into(),
+                service: p.get("dsService").into(),
+                interface: p.get("dsInterface").into(),
+                txt: p.get("dsTxt").into(),
+            };
+            Outcome::Run(DecpudMode::Daemon(d, ds))
+        }
+    })
 }
 
 /// Parses a `cpud -remote ...` command line (without the program name);
@@ -583,6 +806,85 @@ mod tests {
                 rest: vec![],
             })
         );
+    }
+
+    #[test]
+    fn decpu_flags() {
+        let d = |a: &[&str]| match parse_decpu(&v(a)) {
+            Ok(Outcome::Run(d)) => d,
+            other => panic!("{a:?}: {other:?}"),
+        };
+        let x = d(&[]);
+        assert_eq!((x.cpu.host.as_str(), x.n), ("", 1));
+        assert_eq!(x.ds_timeout, Duration::from_secs(1));
+        assert!(x.cpu.ninep && x.cpu.use_key && x.cpu.hostkeycheck && x.cpu.cmd.is_empty());
+        assert_eq!(x.cpu.namespace, DEFAULT_NAMESPACE);
+        let x = d(&[
+            "-n",
+            "2",
+            "-dsTimeout=3s",
+            "-9p=false",
+            "dnssd:?near=gpu",
+            "ls",
+            "-l",
+        ]);
+        assert_eq!((x.cpu.host.as_str(), x.n), ("dnssd:?near=gpu", 2));
+        assert_eq!(x.cpu.cmd, v(&["ls", "-l"]));
+        assert_eq!(x.ds_timeout, Duration::from_secs(3));
+        assert!(!x.cpu.ninep);
+        assert_eq!(
+            parse_decpu(&v(&["-n=2", "."])),
+            Err(CliError::InteractiveMany)
+        );
+        assert_eq!(parse_decpu(&v(&["-n=0", ".", "x"])), Err(CliError::NoCpus));
+        // Flags of cpu that decpu lacks.
+        for f in ["-ssh", "-nfs", "-useKey=false", "-cpuns=x", "-sshd"] {
+            assert!(parse_decpu(&v(&[f, "h"])).is_err(), "{f}");
+        }
+        assert!(
+            matches!(parse_decpu(&v(&["-h"])), Ok(Outcome::Help(h)) if h.contains("-dsTimeout"))
+        );
+    }
+
+    #[test]
+    fn decpud_flags() {
+        let Ok(Outcome::Run(DecpudMode::Daemon(d, ds))) = parse_decpud(&v(&[])) else {
+            panic!()
+        };
+        assert_eq!(d.sp, "17010");
+        assert_eq!(
+            ds,
+            DsArgs {
+                enabled: true,
+                instance: String::new(),
+                domain: "local".into(),
+                service: "_ncpu._tcp".into(),
+                interface: String::new(),
+                txt: String::new(),
+            }
+        );
+        let Ok(Outcome::Run(DecpudMode::Daemon(d, ds))) = parse_decpud(&v(&[
+            "-sp=1",
+            "-dsTxt",
+            "near=gpu,fast",
+            "-dnssd=false",
+            "-dsInstance=x",
+            "-dsInterface",
+            "eth1",
+        ])) else {
+            panic!()
+        };
+        assert_eq!(d.sp, "1");
+        assert!(!ds.enabled);
+        assert_eq!((ds.instance.as_str(), ds.interface.as_str()), ("x", "eth1"));
+        assert_eq!(ds.txt, "near=gpu,fast");
+        assert!(matches!(
+            parse_decpud(&v(&["-remote", "-port9p", "5", "ls"])),
+            Ok(Outcome::Run(DecpudMode::Remote(_)))
+        ));
+        assert!(matches!(parse_decpud(&v(&["-h"])), Ok(Outcome::Help(h)) if h.contains("-dsTxt")));
+        // cpud itself does not take them.
+        assert!(parse_cpud(&v(&["-dsTxt", "a"])).is_err());
     }
 
     #[test]

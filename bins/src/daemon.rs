@@ -29,6 +29,49 @@ pub struct Daemon {
     pub debug: bool,
     /// Sessions run as the SSH user's account ([`ACCOUNT_ENV`]).
     pub accounts: bool,
+    /// Told when a session starts and ends (decpud counts its tenants).
+    pub on_session: Option<SessionHook>,
+}
+
+/// A session's start or end, for [`SessionHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A session channel was accepted.
+    Start,
+    /// That session is over (its child exited, or it never started).
+    End,
+}
+
+/// Called on every [`SessionEvent`], from the session's own thread: it
+/// must not block for long. Runtime-independent: a plain callback.
+#[derive(Clone)]
+pub struct SessionHook(pub Arc<dyn Fn(SessionEvent) + Send + Sync>);
+
+impl std::fmt::Debug for SessionHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionHook")
+    }
+}
+
+/// Sends [`SessionEvent::End`] when dropped, so that every way out of a
+/// session (an early return, a panic unwinding) ends what Start began.
+struct SessionGuard(Option<SessionHook>);
+
+impl SessionGuard {
+    fn start(hook: Option<SessionHook>) -> Self {
+        if let Some(h) = &hook {
+            (h.0)(SessionEvent::Start);
+        }
+        Self(hook)
+    }
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            (h.0)(SessionEvent::End);
+        }
+    }
 }
 
 /// Names the account the session child becomes. Set by the daemon only:
@@ -80,7 +123,11 @@ impl Daemon {
                     let Ok(ch) = p.accept() else { continue };
                     let (exe, debug, accounts) = (self.exe.clone(), self.debug, self.accounts);
                     let user = conn.user().unwrap_or_default();
-                    thread::spawn(move || session_child(ch, &exe, debug, accounts, &user));
+                    let guard = SessionGuard::start(self.on_session.clone());
+                    thread::spawn(move || {
+                        let _guard = guard;
+                        session_child(ch, &exe, debug, accounts, &user);
+                    });
                 }
                 Incoming::Global {
                     request: GlobalRequest::TcpipForward { address, port },

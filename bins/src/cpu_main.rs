@@ -1,0 +1,282 @@
+//! What `cpu` does with its flags before it connects: the host, user,
+//! port and keys from the flags and ssh_config, the namespace, the host
+//! key check. Shared by `cpu` and `decpu` (which finds the host first).
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::CpuArgs;
+use crate::client::{exit, Failure, Options};
+use crate::debug;
+use crate::keys::{self, KeyError, KeyFile};
+use crate::known_hosts::{self, PinnedHostKey, TofuCheck};
+use crate::net::{Net, Target};
+use crate::{agent, namespace, passphrase, ssh_config};
+use proto_ssh::sig::Signer;
+use proto_ssh::transport::AcceptAnyHostKey;
+use std::sync::{Arc, Mutex};
+
+/// cpud's port, unless a flag or ssh_config says otherwise (the
+/// reference silently falls back to 22; we do not).
+pub const DEFAULT_PORT: u16 = 17010;
+
+/// Debug output: `-d`, or `-dump` (which sends it to a file).
+fn debug(a: &CpuArgs) -> bool {
+    a.d || a.dump
+}
+
+fn usage(msg: impl Into<String>) -> Failure {
+    Failure {
+        message: msg.into(),
+        code: exit::USAGE,
+    }
+}
+
+/// Resolves flags into what a run needs.
+pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
+    let net = Net::parse(&a.net).map_err(usage)?;
+    if a.nfs || a.sshd || !a.cpio.is_empty() {
+        // The reference's NFS mode for OpenSSH servers; cpu serves 9P only.
+        return Err(usage(
+            "-nfs, -sshd and -cpio (NFS mode for an OpenSSH server) are not supported; \
+             use cpud, or -ssh for plain ssh",
+        ));
+    }
+    if a.dump {
+        let path =
+            crate::log::to_temp_file("cpu-dump-").map_err(|e| usage(format!("-dump: {e}")))?;
+        eprintln!("cpu: debug output and 9P trace in {}", path.display());
+    }
+    let home = std::env::var("HOME").unwrap_or_default();
+    let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
+    let resolved = ssh_config_for(&a.host, &home, &local_user, debug(a))?;
+    let user = resolved.user.clone().unwrap_or_else(|| local_user.clone());
+    let host = resolved.host.clone();
+    // -sp, else ssh_config's Port, else cpud's port (never 22 by accident).
+    // (For vsock, Target reads -sp itself, in any base as the reference.)
+    let port = match a.sp.as_str() {
+        "" => resolved.port.unwrap_or(DEFAULT_PORT),
+        _ if matches!(net, Net::Vsock | Net::UnixVsock) => DEFAULT_PORT,
+        sp => sp
+            .parse()
+            .map_err(|_| usage(format!("-sp {sp:?}: not a port number")))?,
+    };
+    let target = Target::new(net, &host, &a.sp, port).map_err(usage)?;
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let keys = if a.use_key {
+        keys(a, &resolved)?
+    } else {
+        Vec::new()
+    };
+    // Plain ssh: no forward, no namespace.
+    let ninep = a.ninep && !a.ssh;
+    let fstab = if a.ssh {
+        String::new()
+    } else {
+        let user_fstab = match a.fstab.as_str() {
+            "" => String::new(),
+            f => std::fs::read_to_string(f).map_err(|e| usage(format!("-fstab {f}: {e}")))?,
+        };
+        let binds =
+            namespace::parse_binds(&a.namespace).map_err(|e| usage(format!("-namespace: {e}")))?;
+        namespace::join_fstab(&user_fstab, &binds)
+    };
+    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if !a.hk.is_empty() {
+        let mut pin =
+            PinnedHostKey::load(&expand_home(&a.hk)).map_err(|e| usage(format!("-hk {e}")))?;
+        pin.messages = messages.clone();
+        Box::new(pin)
+    } else if a.hostkeycheck {
+        let path = known_hosts::default_path().ok_or_else(|| {
+            usage("no $HOME for ~/.ssh/known_hosts: set HOME, or give -hostkeycheck=false")
+        })?;
+        let (kh_host, kh_port) = target.known_hosts_name();
+        let mut check = TofuCheck::new(path.clone(), &kh_host, kh_port)
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        check.messages = messages.clone();
+        Box::new(check)
+    } else {
+        Box::new(AcceptAnyHostKey)
+    };
+    Ok(Options {
+        target,
+        user,
+        keys,
+        host_key_check,
+        messages,
+        ninep,
+        root: PathBuf::from(&a.root),
+        fstab,
+        cmd: a.cmd.clone(),
+        debug: debug(a),
+        dbg9p: a.dbg9p || a.dump,
+    })
+}
+
+/// The keys to offer: the agent's (`SSH_AUTH_SOCK`) and the key files,
+/// in OpenSSH's order (see `cpu_bins::keys`). The files are the `-key`
+/// file, else ssh_config's IdentityFile entries, else the usual keys of
+/// ~/.ssh that exist. Protected files not held by the agent are unlocked
+/// here, asking for their passphrase.
+fn keys(
+    a: &CpuArgs,
+    resolved: &ssh_config::Resolved,
+) -> Result<Vec<Box<dyn Signer + Send>>, Failure> {
+    let files = key_files(a, &resolved.identity_files)?;
+    let agent = agent_keys(debug(a));
+    let files = files
+        .into_iter()
+        .map(|f| (f.key.public_key().key_data().clone(), f))
+        .collect();
+    let agent = agent
+        .into_iter()
+        .map(|k| (k.key_data().clone(), k))
+        .collect();
+    let mut asker = None;
+    let mut out: Vec<Box<dyn Signer + Send>> = Vec::new();
+    let mut skipped = Vec::new();
+    for source in keys::order(agent, files, resolved.identities_only) {
+        match source {
+            keys::Source::Agent(k) => {
+                debug!(debug(a), "agent key {}", k.comment);
+                out.push(Box::new(k));
+            }
+            keys::Source::File(f) => {
+                let unlocked = if f.key.is_encrypted() {
+                    // Chosen once, and only when a key needs it: the choice
+                    // opens /dev/tty.
+                    let asker = asker.get_or_insert_with(|| {
+                        passphrase::choose(|v| std::env::var_os(v), passphrase::tty_available())
+                    });
+                    keys::unlock(&f.path, f.key, asker)
+                } else {
+                    Ok(f.key)
+                };
+                match unlocked {
+                    Ok(k) => {
+                        debug!(debug(a), "key file {}", f.path.display());
+                        out.push(Box::new(k));
+                    }
+                    Err(KeyError::Interrupted) => {
+                        return Err(Failure {
+                            message: "interrupted".into(),
+                            code: exit::INTERRUPTED,
+                        })
+                    }
+                    Err(e) => skipped.push(format!("key {}: {e}", f.path.display())),
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        // One clear line: why the last key could not be used.
+        return Err(match skipped.pop() {
+            Some(message) => Failure {
+                message,
+                code: exit::AUTH,
+            },
+            None => usage("no key: give -key FILE, create ~/.ssh/id_ed25519, or start ssh-agent"),
+        });
+    }
+    for line in skipped {
+        eprintln!("cpu: {line}");
+    }
+    Ok(out)
+}
+
+/// The agent's keys, if `SSH_AUTH_SOCK` names one that answers; as
+/// OpenSSH, an agent that cannot be reached is no error.
+fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
+    let Some(sock) = std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty()) else {
+        return Vec::new();
+    };
+    let got = agent::Agent::connect(Path::new(&sock)).and_then(|ag| agent::keys(&ag));
+    match got {
+        Ok(k) => k,
+        Err(e) => {
+            debug!(debug, "agent {}: {e}", Path::new(&sock).display());
+            Vec::new()
+        }
+    }
+}
+
+/// The `-key` file, else ssh_config's IdentityFile entries that exist,
+/// else the usual keys of ~/.ssh that exist; none of them unlocked yet.
+fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Failure> {
+    let load = |path: PathBuf| match keys::read(&path) {
+        Ok(key) => Ok(KeyFile { path, key }),
+        Err(e) => Err(usage(format!("key {}: {e}", path.display()))),
+    };
+    if !a.key.is_empty() {
+        return Ok(vec![load(expand_home(&a.key))?]);
+    }
+    let mut files = Vec::new();
+    for f in identity_files {
+        let path = expand_home(f);
+        if path.exists() {
+            files.push(load(path)?);
+        } else {
+            debug!(debug(a), "IdentityFile {} does not exist", path.display());
+        }
+    }
+    if !files.is_empty() {
+        return Ok(files);
+    }
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        for name in ["id_ed25519", "id_ecdsa", "id_rsa", "cpu_rsa", "identity"] {
+            let path = home.join(".ssh").join(name);
+            if path.exists() {
+                match load(path.clone()) {
+                    Ok(f) => files.push(f),
+                    Err(f) => debug!(debug(a), "skipping {}: {}", path.display(), f.message),
+                }
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// Host, user, port and keys from `~/.ssh/config`, then
+/// `/etc/ssh/ssh_config` (the first value found wins), as OpenSSH reads
+/// them. Missing files are no error.
+fn ssh_config_for(
+    host_arg: &str,
+    home: &str,
+    user: &str,
+    debug: bool,
+) -> Result<ssh_config::Resolved, Failure> {
+    let mut loader = |path: &str| -> Result<Option<String>, String> {
+        match std::fs::read_to_string(path) {
+            Ok(t) => Ok(Some(t)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("{path}: {e}")),
+        }
+    };
+    let user_dir = format!("{home}/.ssh");
+    let files = [
+        (format!("{user_dir}/config"), user_dir.clone()),
+        ("/etc/ssh/ssh_config".to_string(), "/etc/ssh".to_string()),
+    ];
+    let mut configs = Vec::new();
+    for (file, include_dir) in &files {
+        let Some(text) = loader(file).map_err(usage)? else {
+            continue;
+        };
+        let env = ssh_config::ParseEnv { home, include_dir };
+        let config =
+            ssh_config::parse(file, &text, &env, &mut loader).map_err(|e| usage(format!("{e}")))?;
+        for w in &config.warnings {
+            debug!(debug, "{w:?}");
+        }
+        configs.push(config);
+    }
+    let refs: Vec<&ssh_config::Config> = configs.iter().collect();
+    ssh_config::resolve(host_arg, &refs, &ssh_config::LocalEnv { home, user })
+        .map_err(|e| usage(format!("{e}")))
+}
+
+fn expand_home(p: &str) -> PathBuf {
+    match (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+        (Some(rest), Some(home)) => Path::new(&home).join(rest),
+        _ => PathBuf::from(p),
+    }
+}
