@@ -1,8 +1,8 @@
 //! cpud as init: PID 1 of a tiny image (the LinuxBoot case), or `-init`.
 //!
 //! Init mounts what a bare kernel lacks (/proc, /sys, /dev, /dev/pts,
-//! /tmp, /run), brings up loopback (the 9P forward dials 127.0.0.1), and
-//! then does nothing but reap: the daemon itself runs as its child (the
+//! and /tmp, /run unless they hold files), brings up loopback (the 9P
+//! forward dials 127.0.0.1), and then does nothing but reap: the daemon itself runs as its child (the
 //! same program started again), so that the sessions' own waits and the
 //! reaping of orphans never take each other's children. A daemon that
 //! dies is started again. SIGTERM or SIGINT (Ctrl-Alt-Del) stop the
@@ -85,7 +85,11 @@ fn mount_missing(debug: bool) {
                 .map(|t| mount_points(&t).iter().any(|m| m == target))
                 .unwrap_or(false)
         };
-        if mounted {
+        // A tmpfs would hide what is there: a folder with files in it is
+        // the system's own, left alone.
+        let has_files =
+            fstype == "tmpfs" && std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_some());
+        if mounted || has_files {
             continue;
         }
         let _ = std::fs::create_dir_all(target);

@@ -216,6 +216,35 @@ else
 	fail "-net unix: cpud did not listen: $(cat "$W/unix.err")"
 fi
 
+# cpud as init: PID 1 of its own pid namespace. Sessions see it as PID 1,
+# orphans (a background job killed with its session) are reaped, and
+# SIGTERM to it ends the daemon, its sessions and the namespace.
+CPUD_STATE_DIR=$W/state unshare --mount --propagation private --pid --fork --mount-proc \
+	"$CPUD" -sp 0 -addr 127.0.0.1 -pk "$W/authorized_keys" -hk "$W/host_ed25519" \
+	>"$W/init.out" 2>"$W/init.err" </dev/null &
+IPID=$!
+track "$IPID"
+if line=$(wait_line "$W/init.err" 'listening on 127\.0\.0\.1:[0-9]+' "$IPID" 20); then
+	IPORT=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' <<<"$line")
+	icpu() { (cd / && cpu -9p=false -hostkeycheck=false -key "$W/client_ed25519" -sp "$IPORT" 127.0.0.1 "$@"); }
+	out=$(icpu sh -c 'tr "\0" " " </proc/1/cmdline; (sleep 0.2 &); sleep 1 & echo started') || true
+	case $out in
+	"$CPUD -sp 0 "*started) pass "cpud as PID 1: sessions run under it" ;;
+	*) fail "cpud as PID 1: got '$out'" ;;
+	esac
+	zombies=$(icpu sh -c 'grep -l "^State:.Z" /proc/[0-9]*/status 2>/dev/null | wc -l') || true
+	[ "$zombies" = 0 ] && pass "cpud as PID 1: orphans of ended sessions reaped" || fail "zombies: '$zombies'"
+	init_pid=$(pgrep -P "$IPID" | head -1)
+	kill -TERM "$init_pid"
+	n=0
+	while alive "$IPID" && [ $n -lt 100 ]; do sleep 0.1; n=$((n + 1)); done
+	! alive "$IPID" && grep -q "init: the daemon ended" "$W/init.err" &&
+		pass "cpud as PID 1: SIGTERM stops the daemon and ends the namespace" ||
+		fail "PID 1 stop: $(tail -3 "$W/init.err")"
+else
+	fail "cpud as PID 1 did not listen: $(cat "$W/init.err")"
+fi
+
 # An interactive shell with a pty, driven through tmux: a command, Ctrl-C
 # into a running one, and the shell's exit status.
 if command -v tmux >/dev/null; then
@@ -245,6 +274,8 @@ if command -v tmux >/dev/null; then
 	$TM send-keys 'exit 4' Enter
 	screen_has CPU-EXIT=4 && pass "shell's exit status comes back" || fail "shell exit: $($TM capture-pane -p | grep -v '^$' | tail -6 | tr '\n' '|')"
 	stop_tmux
+	# A server of its own: the last one may still be shutting down.
+	TM="tmux -L cpu-rs-test-pp-$$"
 	# The passphrase asked on the terminal, echo off: a wrong one, then
 	# the right one.
 	$TM new-session -d -x 150 -y 30 \
