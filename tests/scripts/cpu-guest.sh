@@ -158,6 +158,15 @@ echo "V2 $(cat /home/v/out.txt)"
 echo "V3 $(c -sp 0x4273 0x1 echo hex-ok)"
 c -sp 17011 1 sh -c 'exit 7'; echo "V4 $?"
 c -sp 17099 1 true 2>/tmp/nobody.err; echo "V5 $? $(head -c 200 /tmp/nobody.err)"
+# cpud as PID 1 of a pid namespace where /proc, /sys and /tmp are not
+# mounted: init mounts them, and a session with the file service works.
+unshare -m -p -f sh -c 'umount -l /proc; umount -l /sys; umount -l /tmp;
+	exec cpud -d -net vsock -sp 17012 -hk /etc/cpud/hk -pk /etc/cpud/pk' 2>/tmp/init.err &
+i=0
+until grep -q 'listening on vsock:17012' /tmp/init.err; do
+	i=$((i + 1)); [ $i -gt 300 ] && { cat /tmp/init.err; break; }; sleep 0.1
+done
+echo "V6 $(grep -c 'init: mounted' /tmp/init.err) $(c -sp 17012 1 sh -c 'tr "\0" " " </proc/1/cmdline; cat out.txt')"
 GUEST
 VLOG=$W/vsock-guest.log
 timeout 180 "$VM_DIR/run-guest.sh" -l "$VLOG" -T 170 \
@@ -170,6 +179,10 @@ vline() { sed -n "s/^$1 //p" "$VLOG" | tr -d '\r' | head -1; }
 	fail "vsock: got '$(vline V1)' '$(vline V2)'; $(tail -n 15 "$VLOG" | tr '\n' '|')"
 [ "$(vline V3)" = hex-ok ] && pass "vsock: -sp and CID in Go's base-0 syntax" || fail "vsock hex: '$(vline V3)'"
 [ "$(vline V4)" = 7 ] && pass "vsock: exit status" || fail "vsock status: '$(vline V4)'"
+case $(vline V6) in
+"3 cpud -d -net vsock -sp 17012 "*vsock-data) pass "vsock: cpud as PID 1 mounts /proc, /sys, /tmp and serves" ;;
+*) fail "PID 1 in the guest: '$(vline V6)'" ;;
+esac
 case $(vline V5) in
 "254 cpu: cannot connect to vsock 1:17099"*) pass "vsock: nobody listening: 254 and one line" ;;
 *) fail "vsock refused: '$(vline V5)'" ;;
