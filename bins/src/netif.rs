@@ -8,7 +8,9 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
-/// Sets IFF_UP on `lo` (a no-op when it is up already).
+/// Sets IFF_UP on `lo` (a no-op when it is up already). The ioctl's
+/// request type differs between glibc (c_ulong) and musl (c_int), hence
+/// the `as _` at the calls.
 pub fn loopback_up() -> io::Result<()> {
     let sock = socket(
         AddressFamily::Inet,
@@ -23,7 +25,7 @@ pub fn loopback_up() -> io::Result<()> {
     }
     // SAFETY: SIOCGIFFLAGS reads the name and writes ifru_flags of `req`,
     // a valid ifreq that outlives the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS as _, &mut req) } < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: the kernel just filled ifru_flags, the union's active field.
@@ -33,7 +35,7 @@ pub fn loopback_up() -> io::Result<()> {
     }
     req.ifr_ifru.ifru_flags = flags | libc::IFF_UP as libc::c_short;
     // SAFETY: SIOCSIFFLAGS reads `req`, valid for the call.
-    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS as _, &req) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -106,9 +106,12 @@ IMG_ROOT=$("$OPENSSH10" root 2>/dev/null || true)
 # available; else the dynamic one (the image's glibc is newer).
 SCPU=$CPU
 MT=x86_64-unknown-linux-musl
-if rustup target list --installed 2>/dev/null | grep -qx "$MT" &&
-	(cd "$REPO" && cargo build -q --release --target "$MT" -p cpu-bins --bin cpu) 2>/dev/null; then
-	SCPU=$REPO/target/$MT/release/cpu
+if rustup target list --installed 2>/dev/null | grep -qx "$MT"; then
+	if (cd "$REPO" && cargo build -q --release --target "$MT" -p cpu-bins --bin cpu) 2>"$W/musl.err"; then
+		SCPU=$REPO/target/$MT/release/cpu
+	else
+		fail "static cpu ($MT) does not build: $(grep -m 3 -A 3 '^error' "$W/musl.err")"
+	fi
 fi
 if [ -n "$IMG_ROOT" ] && [ -f "$IMG_ROOT/etc/debian_version" ]; then
 	cat >"$W/image-entry.sh" <<ENTRY
@@ -167,6 +170,24 @@ until grep -q 'listening on vsock:17012' /tmp/init.err; do
 	i=$((i + 1)); [ $i -gt 300 ] && { cat /tmp/init.err; break; }; sleep 0.1
 done
 echo "V6 $(grep -c 'init: mounted' /tmp/init.err) $(c -sp 17012 1 sh -c 'tr "\0" " " </proc/1/cmdline; cat out.txt')"
+# A kernel without vsock: every cpud gone, the modules unloaded (polled:
+# closed sockets may hold them a moment).
+kill $(pidof cpud) 2>/dev/null
+i=0
+while [ $i -lt 50 ]; do
+	for m in vsock_loopback vmw_vsock_virtio_transport vmw_vsock_virtio_transport_common vsock; do
+		rmmod $m 2>/dev/null
+	done
+	grep -q '^vsock ' /proc/modules || break
+	i=$((i + 1)); sleep 0.1
+done
+if grep -q '^vsock ' /proc/modules; then
+	echo "V7 modules-busy"
+else
+	cpud -net vsock -sp 17013 -hk /etc/cpud/hk -pk /etc/cpud/pk 2>/tmp/novsock.err; r1=$?
+	c -sp 17011 1 true 2>/tmp/novsock2.err; r2=$?
+	echo "V7 $r1 $r2 $(cat /tmp/novsock.err /tmp/novsock2.err | tr '\n' '|')"
+fi
 GUEST
 VLOG=$W/vsock-guest.log
 timeout 180 "$VM_DIR/run-guest.sh" -l "$VLOG" -T 170 \
@@ -182,6 +203,11 @@ vline() { sed -n "s/^$1 //p" "$VLOG" | tr -d '\r' | head -1; }
 case $(vline V6) in
 "3 cpud -d -net vsock -sp 17012 "*vsock-data) pass "vsock: cpud as PID 1 mounts /proc, /sys, /tmp and serves" ;;
 *) fail "PID 1 in the guest: '$(vline V6)'" ;;
+esac
+case $(vline V7) in
+"1 254 cpud: listen on 17013: this kernel has no vsock"*"|cpu: cannot connect to vsock 1:17011: this kernel has no vsock"*)
+	pass "no vsock in the kernel: one clear line from cpud (1) and cpu (254)" ;;
+*) fail "no vsock: '$(vline V7)'" ;;
 esac
 case $(vline V5) in
 "254 cpu: cannot connect to vsock 1:17099"*) pass "vsock: nobody listening: 254 and one line" ;;
