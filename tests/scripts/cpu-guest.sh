@@ -119,10 +119,16 @@ set -e
 mount -t tmpfs -o mode=755 tmpfs "$IMG_ROOT/mnt"
 cp "$SCPU" "$IMG_ROOT/mnt/cpu"
 cp "$W/client_ed25519" "$IMG_ROOT/mnt/key"
+chown 4242:4242 "$IMG_ROOT/mnt/key"
 mount -t proc proc "$IMG_ROOT/proc"
 mount --rbind /dev "$IMG_ROOT/dev"
 hostname cpu-image
 cd "$IMG_ROOT"
+# AS_UID: a user the image's /etc/passwd does not know.
+if [ -n "\${AS_UID:-}" ]; then
+	exec env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$IMG_ROOT" \
+		/usr/bin/setpriv --reuid=\$AS_UID --regid=\$AS_UID --clear-groups /mnt/cpu "\$@"
+fi
 exec env -i PATH=/usr/bin:/bin "$(command -v chroot)" "$IMG_ROOT" /mnt/cpu "\$@"
 ENTRY
 	image_cpu() { timeout -k 5 120 unshare --mount --propagation private --pid --uts --fork bash "$W/image-entry.sh" "$@"; }
@@ -132,6 +138,11 @@ ENTRY
 	[ "$(sed -n 1p <<<"$out")" = "$want_deb" ] && case $(sed -n 2p <<<"$out") in "bash 5."*) true ;; *) false ;; esac &&
 		pass "image as namespace: the board runs the Debian $want_deb image's binaries (cpu $(file -b "$SCPU" | grep -o 'static-pie linked\|statically linked\|dynamically linked'))" ||
 		fail "image: got '$out' $(cat "$W/image.err")"
+	out=$(AS_UID=4242 image_cpu -key /mnt/key -hostkeycheck=false -sp "$HP" -namespace /lib:/lib64:/usr:/bin:/etc \
+		127.0.0.1 cat /etc/debian_version 2>"$W/image-uid.err") || true
+	! grep -q 4242 "$IMG_ROOT/etc/passwd" && [ "$out" = "$want_deb" ] &&
+		pass "image: a user with no passwd entry (uid 4242) runs cpu" ||
+		fail "image uid 4242: got '$out' $(cat "$W/image-uid.err")"
 	rc=0
 	image_cpu -key /mnt/key -sp "$HP" 127.0.0.1 true 2>"$W/image-nohome.err" || rc=$?
 	[ "$rc" = 2 ] && grep -q 'no \$HOME' "$W/image-nohome.err" && [ "$(wc -l <"$W/image-nohome.err")" -le 2 ] &&
