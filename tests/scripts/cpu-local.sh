@@ -97,6 +97,35 @@ if fuse_usable && ! grep -qw 9p /proc/filesystems; then
 	[ "$rc" = 143 ] && grep -q 'ended: Some(Signal { name: "TERM"' "$W/sig.err" &&
 		pass "FUSE path: a killed command comes back as exit-signal TERM (143)" ||
 		fail "FUSE exit-signal: got $rc: $(grep ended "$W/sig.err")"
+	# The 9P forward serves only who presents the session's nonce: a
+	# connection to it with a wrong one gets no 9P answer, is closed, and
+	# cpu logs it.
+	rm -f "$HD/started"
+	(cd "$HD" && HOME=$FAKEHOME exec timeout -k 5 60 "$CPU" -d board sh -c 'echo up > started; exec sleep 30' \
+		>/dev/null 2>"$W/nonce.err") &
+	NPID=$!
+	n=0
+	until [ -s "$HD/started" ] || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done
+	fport=$(sed -n "s/.*9P offered on the server's 127\.0\.0\.1:\([0-9]*\).*/\1/p" "$W/nonce.err")
+	got=$(timeout 20 python3 - "$fport" <<'PY'
+import socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), 5)
+s.settimeout(10)
+# A wrong nonce, then a Tversion: a served connection would answer it.
+s.sendall(b"f" * 32 + struct.pack("<IBHIH", 21, 100, 0xFFFF, 8192, 8) + b"9P2000.L")
+try:
+    print("closed" if s.recv(64) == b"" else "answered")
+except OSError as e:
+    print("error", e)
+PY
+	) || true
+	n=0
+	until grep -q "wrong nonce was refused" "$W/nonce.err" || [ $n -ge 50 ]; do sleep 0.1; n=$((n + 1)); done
+	[ "$got" = closed ] && grep -q "wrong nonce was refused" "$W/nonce.err" &&
+		pass "9P forward: a wrong nonce gets no 9P, is closed and logged" ||
+		fail "wrong nonce: port '$fport' got '$got': $(grep -v '^cpu: 9p' "$W/nonce.err" | tail -3)"
+	kill "$NPID" 2>/dev/null || true
+	wait "$NPID" 2>/dev/null || true
 	# A client killed in the middle of a 100 MiB read leaves nothing behind.
 	rm -f "$HD/started"
 	(cd "$HD" && HOME=$FAKEHOME exec "$CPU" board sh -c 'echo up > started; exec cat big.bin big.bin big.bin' >/dev/null) &
