@@ -208,6 +208,26 @@ if [ -n "$avahi_pid" ]; then
 	fi
 	avahi_sees nodec ';10\.231\.0\.2;17013;.*"arch=riscv64"' 20 &&
 		pass "avahi-browse sees nodec beside it (-dsInterface)" || fail "avahi-browse nodec: $(avahi_browse | tr '\n' '|')"
+	# The other way: a record from an independent publisher (avahi, as
+	# the reference's decpud would send it) is found and used by decpu.
+	# It names nodec's address and port, with a TXT of its own.
+	nsenter -t "$avahi_pid" -m -n avahi-publish -a -R refhost.local 10.231.0.2 >/dev/null 2>&1 &
+	PUB1=$!
+	track $PUB1
+	nsenter -t "$avahi_pid" -m -n avahi-publish -s -H refhost.local refnode _ncpu._tcp 17013 \
+		arch=amd64 os=linux cores=64 tenants=0 cpu.pcnt=0.000000 mem.avail=1 mem.total=2 >/dev/null 2>&1 &
+	PUB2=$!
+	track $PUB2
+	end=$((SECONDS + 20))
+	until decpu -d 'dnssd:?cores=>60' true 2>&1 | grep -q 'kept refnode\.' || [ $SECONDS -ge $end ]; do sleep 0.5; done
+	picks nodec 'dnssd:?cores=>60'
+	grep -q 'kept refnode\..*(chosen)' "$W/decpu.err" && pass "decpu chose the record avahi published (refnode)" ||
+		fail "refnode: $(grep -E 'kept|dropped|resolved' "$W/decpu.err" | tr '\n' '|')"
+	# Withdrawn again (avahi says goodbye), so that it does not count below.
+	stop_pid "$PUB2"
+	stop_pid "$PUB1"
+	end=$((SECONDS + 20))
+	while decpu -d 'dnssd:?cores=>60' true 2>&1 | grep -q 'refnode\.' && [ $SECONDS -lt $end ]; do sleep 0.5; done
 else
 	skip "no avahi-daemon/avahi-browse/dbus-daemon in netns B: $(cat "$W/avahi.err" 2>/dev/null)"
 fi
