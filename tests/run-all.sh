@@ -39,6 +39,9 @@
 #              cpu from here: the kernel 9p path, cwd, files both ways,
 #              statuses, stdin, -namespace remote=local, SIGINT, wrong key;
 #              then cpu and cpud over vsock inside a guest)
+#   cpu-many   tests/scripts/cpu-many.sh      (200 simultaneous cpu sessions against one
+#              cpud, each reading its own file through /tmp/cpu by sha256;
+#              nothing left behind)
 #   packaging  tests/scripts/packaging.sh     (install.sh, the systemd unit verified,
 #              the sysvinit and buildroot scripts started and stopped in
 #              private namespaces, the procd script's start_service)
@@ -61,7 +64,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local dnssd packaging cpu-guest cpu-arm64}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-many dnssd packaging cpu-guest cpu-arm64}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -197,6 +200,9 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpu-local && ssh_interop_on; then
 		step cpu-local 300 tests/scripts/cpu-local.sh
+	fi
+	if wanted cpu-many; then
+		step cpu-many 600 tests/scripts/cpu-many.sh
 	fi
 	if wanted dnssd && ssh_interop_on; then
 		step dnssd 300 tests/scripts/dnssd.sh
