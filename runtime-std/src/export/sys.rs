@@ -141,8 +141,16 @@ pub(super) fn getdents64(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Er
     usize::try_from(n).map_err(|_| Errno::EIO)
 }
 
+/// An offset as this libc's off_t: 64 bits everywhere but 32-bit glibc
+/// (without large-file support), where a larger one is EOVERFLOW.
+#[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
+fn off(v: i64) -> Result<libc::off_t, Errno> {
+    libc::off_t::try_from(v).map_err(|_| Errno::EOVERFLOW)
+}
+
 /// lseek(2) to an absolute position.
 pub(super) fn lseek_set(fd: BorrowedFd<'_>, offset: i64) -> Result<(), Errno> {
+    let offset = off(offset)?;
     // SAFETY: plain system call on a borrowed descriptor.
     let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, libc::SEEK_SET) };
     if r < 0 {
@@ -156,6 +164,7 @@ pub(super) fn lseek_set(fd: BorrowedFd<'_>, offset: i64) -> Result<(), Errno> {
 /// bytes read, so the buffer is never zeroed first. Unseekable files are
 /// read at their current position.
 pub(super) fn pread_into(fd: BorrowedFd<'_>, buf: &mut Vec<u8>, offset: i64) -> Result<(), Errno> {
+    let offset = off(offset)?;
     let spare = buf.spare_capacity_mut();
     // SAFETY: the kernel writes at most `spare.len()` bytes into the spare
     // capacity, which is valid, writable memory owned by `buf`.
@@ -212,6 +221,7 @@ pub(super) fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> Result<(), Errno> {
 
 /// truncate(2) of a path.
 pub(super) fn truncate(path: &CStr, size: i64) -> Result<(), Errno> {
+    let size = off(size)?;
     // SAFETY: `path` is NUL-terminated.
     cvt(unsafe { libc::truncate(path.as_ptr(), size) }).map(drop)
 }
@@ -420,15 +430,15 @@ pub(super) fn fcntl_lock(fd: BorrowedFd<'_>, cmd: i32, lock: Flock) -> Result<Fl
     let mut fl: libc::flock = unsafe { core::mem::zeroed() };
     fl.l_type = lock.ty;
     fl.l_whence = libc::SEEK_SET as i16;
-    fl.l_start = lock.start;
-    fl.l_len = lock.len;
+    fl.l_start = off(lock.start)?;
+    fl.l_len = off(lock.len)?;
     fl.l_pid = lock.pid;
     // SAFETY: `fl` is a valid flock the kernel may read and write.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl as *mut libc::flock) })?;
     Ok(Flock {
         ty: fl.l_type,
-        start: fl.l_start,
-        len: fl.l_len,
+        start: fl.l_start.into(),
+        len: fl.l_len.into(),
         pid: fl.l_pid,
     })
 }
