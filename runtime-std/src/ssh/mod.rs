@@ -292,7 +292,8 @@ impl SshConnection {
     pub fn accept(&self) -> Option<Incoming> {
         let mut st = self.lock();
         loop {
-            if let Some(inc) = st.try_incoming().ok()? {
+            if let Some(inc) = st.try_incoming() {
+                let inc = inc?;
                 return Some(match inc {
                     Inc::Channel(id, kind) => Incoming::Channel(PendingChannel {
                         id,

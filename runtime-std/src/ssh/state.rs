@@ -283,13 +283,12 @@ impl<W: ChanWake> State<W> {
         self.closed_error().map_or(Ok(None), Err)
     }
 
-    /// The next thing the peer asked for; `Ok(None)` when there is none
-    /// yet, `Err` once the connection is over.
-    pub fn try_incoming(&mut self) -> Result<Option<Inc>, ()> {
+    /// The next thing the peer asked for: `Some(None)` once the
+    /// connection is over, `None` when there is nothing yet.
+    pub fn try_incoming(&mut self) -> Option<Option<Inc>> {
         match self.incoming.pop_front() {
-            Some(inc) => Ok(Some(inc)),
-            None if self.closed => Err(()),
-            None => Ok(None),
+            Some(inc) => Some(Some(inc)),
+            None => self.closed.then_some(None),
         }
     }
 
