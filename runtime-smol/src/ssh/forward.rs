@@ -1,26 +1,46 @@
 //! Port forwarding: a channel joined to a byte stream both ways, and the
 //! listener of a `tcpip-forward` on the server side.
 
-use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 
 use async_io::Async;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use super::{Channel, ExitStatus, SshConnection, IO_BUF};
 
+/// A stream socket whose sending half can be shut alone: how the
+/// channel's EOF is passed on (async-io's `close` only flushes).
+pub trait HalfClose {
+    /// Shuts the sending half down; errors (already closed) are moot.
+    fn shutdown_write(&self);
+}
+
+impl HalfClose for TcpStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
+impl HalfClose for UnixStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(Shutdown::Write);
+    }
+}
+
 /// Copies `stream` to `channel` and back until both directions end; EOF
-/// on one side becomes EOF on the other (a TCP or Unix stream is shut
-/// down for writing). Returns when both are done, having closed the
-/// channel.
-pub async fn splice<S>(channel: Channel, stream: S)
+/// on one side becomes EOF on the other. Returns when both are done,
+/// having closed the channel.
+pub async fn splice<T>(channel: Channel, stream: Async<T>)
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    T: HalfClose,
+    for<'a> &'a T: Read + Write,
 {
-    let (mut from_peer, mut to_peer) = futures_lite::io::split(stream);
+    let (mut to_peer, mut from_peer) = (&stream, &stream);
     let inbound = async {
         copy(&mut channel.reader(), &mut to_peer).await;
-        let _ = to_peer.close().await;
+        stream.get_ref().shutdown_write();
     };
     let outbound = send_then_eof(&channel, &mut from_peer);
     future::zip(inbound, outbound).await;

@@ -36,7 +36,7 @@ use runtime_std::ssh::state::{self, ChanWake, Inc};
 pub use runtime_std::ssh::{signal_name, signal_number, ExitStatus, DEFAULT_LOGIN_TIMEOUT, IO_BUF};
 
 pub use self::channel::{Channel, ChannelReader, ChannelWriter};
-pub use self::forward::{attach_stdio, copy, send_then_eof, splice, RemoteForward};
+pub use self::forward::{attach_stdio, copy, send_then_eof, splice, HalfClose, RemoteForward};
 
 /// A channel's waiters: one event per kind of wait.
 #[derive(Default)]
