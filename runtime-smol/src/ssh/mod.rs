@@ -31,7 +31,7 @@ use proto_ssh::channel::GlobalRequest;
 use proto_ssh::channel::{ChannelError, ChannelId, ChannelKind, ChannelRequest, Channels};
 use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
 use rand_core::OsRng;
-use runtime_std::ssh::state::{self, ChanWake, Inc};
+use runtime_std::ssh::state::{self, ChanWake};
 
 pub use runtime_std::ssh::{signal_name, signal_number, ExitStatus, DEFAULT_LOGIN_TIMEOUT, IO_BUF};
 
@@ -74,19 +74,7 @@ pub(crate) enum On {
 }
 
 /// A connection-level happening the application acts on.
-#[derive(Debug)]
-pub enum Incoming {
-    /// The peer opens a channel; accept or reject it.
-    Channel(PendingChannel),
-    /// The peer sends a global request (tcpip-forward, ...); answer it
-    /// with [`SshConnection::reply_global`] when `want_reply`.
-    Global {
-        /// The request.
-        request: GlobalRequest,
-        /// Whether an answer is expected.
-        want_reply: bool,
-    },
-}
+pub type Incoming = state::Incoming<PendingChannel>;
 
 /// A channel the peer asked to open.
 #[derive(Debug)]
@@ -347,17 +335,11 @@ impl SshConnection {
     /// once the connection is over.
     pub async fn accept(&self) -> Option<Incoming> {
         let inc = self.until(On::Conn, |st| st.try_incoming()).await?;
-        Some(match inc {
-            Inc::Channel(id, kind) => Incoming::Channel(PendingChannel {
-                id,
-                kind,
-                conn: self.clone(),
-            }),
-            Inc::Global(request, want_reply) => Incoming::Global {
-                request,
-                want_reply,
-            },
-        })
+        Some(inc.into_incoming(|id, kind| PendingChannel {
+            id,
+            kind,
+            conn: self.clone(),
+        }))
     }
 
     /// Answers the oldest global request of the peer.

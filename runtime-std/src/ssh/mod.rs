@@ -34,25 +34,13 @@ pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
 };
 pub use self::forward::{attach_stdio, copy, send_then_eof, splice_tcp, write_all, RemoteForward};
-use self::state::{ChanCv, Inc};
+use self::state::ChanCv;
 
 /// The state of a connection driven by threads.
 type State = state::State<ChanCv>;
 
 /// A connection-level happening the application acts on.
-#[derive(Debug)]
-pub enum Incoming {
-    /// The peer opens a channel; accept or reject it.
-    Channel(PendingChannel),
-    /// The peer sends a global request (tcpip-forward, ...); answer it
-    /// with [`SshConnection::reply_global`] when `want_reply`.
-    Global {
-        /// The request.
-        request: GlobalRequest,
-        /// Whether an answer is expected.
-        want_reply: bool,
-    },
-}
+pub type Incoming = state::Incoming<PendingChannel>;
 
 /// A channel the peer asked to open.
 #[derive(Debug)]
@@ -293,18 +281,11 @@ impl SshConnection {
         let mut st = self.lock();
         loop {
             if let Some(inc) = st.try_incoming() {
-                let inc = inc?;
-                return Some(match inc {
-                    Inc::Channel(id, kind) => Incoming::Channel(PendingChannel {
-                        id,
-                        kind,
-                        conn: self.clone(),
-                    }),
-                    Inc::Global(request, want_reply) => Incoming::Global {
-                        request,
-                        want_reply,
-                    },
-                });
+                return Some(inc?.into_incoming(|id, kind| PendingChannel {
+                    id,
+                    kind,
+                    conn: self.clone(),
+                }));
             }
             st = self.wait(st);
         }

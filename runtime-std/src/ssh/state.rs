@@ -39,6 +39,39 @@ pub enum Inc {
     Global(GlobalRequest, bool),
 }
 
+impl Inc {
+    /// The application's view of it, with `pending` making the runtime's
+    /// handle on a channel open.
+    pub fn into_incoming<P>(
+        self,
+        pending: impl FnOnce(ChannelId, ChannelKind) -> P,
+    ) -> Incoming<P> {
+        match self {
+            Self::Channel(id, kind) => Incoming::Channel(pending(id, kind)),
+            Self::Global(request, want_reply) => Incoming::Global {
+                request,
+                want_reply,
+            },
+        }
+    }
+}
+
+/// A connection-level happening the application acts on; `P` is the
+/// runtime's handle on a channel the peer opens.
+#[derive(Debug)]
+pub enum Incoming<P> {
+    /// The peer opens a channel; accept or reject it.
+    Channel(P),
+    /// The peer sends a global request (tcpip-forward, ...); answer it
+    /// with `reply_global` when `want_reply`.
+    Global {
+        /// The request.
+        request: GlobalRequest,
+        /// Whether an answer is expected.
+        want_reply: bool,
+    },
+}
+
 /// Wakes the waiters of one channel; each kind of wait has its own, so
 /// that data for a reader does not wake a writer or a request handler.
 pub trait ChanWake: Default + Send + Sync + 'static {
