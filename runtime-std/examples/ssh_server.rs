@@ -6,87 +6,26 @@
 //!
 //! `ssh_server -addr 127.0.0.1:PORT -hostkey FILE -authorized-keys FILE [-pq-only]`
 
-use std::collections::HashSet;
+#[path = "common/server.rs"]
+mod common;
+
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Command, ExitCode};
-use std::sync::Arc;
+use std::process::ExitCode;
 use std::thread;
 
-use proto_ssh::auth::AuthPolicy;
-use proto_ssh::channel::{ChannelKind, GlobalRequest};
-use proto_ssh::connection::ServerConfig;
+use proto_ssh::channel::ChannelKind;
 use runtime_std::ssh::{session, splice_tcp, Channel, Incoming, RemoteForward, SshConnection};
-use ssh_key::public::KeyData;
-use ssh_key::{PrivateKey, PublicKey};
-
-struct Args {
-    addr: String,
-    hostkey: String,
-    authorized: String,
-    pq_only: bool,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = std::env::args().skip(1);
-    let mut a = Args {
-        addr: "127.0.0.1:0".into(),
-        hostkey: String::new(),
-        authorized: String::new(),
-        pq_only: false,
-    };
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
-        match flag.trim_start_matches('-') {
-            "addr" => a.addr = value()?,
-            "hostkey" => a.hostkey = value()?,
-            "authorized-keys" => a.authorized = value()?,
-            "pq-only" => a.pq_only = true,
-            _ => return Err(format!("unknown flag {flag}")),
-        }
-    }
-    if a.hostkey.is_empty() || a.authorized.is_empty() {
-        return Err("usage: ssh_server -addr A -hostkey F -authorized-keys F [-pq-only]".into());
-    }
-    Ok(a)
-}
-
-/// Keys from an authorized_keys file (options before the key are not
-/// supported by this example).
-struct Authorized(HashSet<KeyData>);
-
-impl AuthPolicy for Authorized {
-    fn allow_key(&mut self, _user: &str, key: &KeyData) -> bool {
-        self.0.contains(key)
-    }
-}
-
-fn load(args: &Args) -> Result<(PrivateKey, Authorized), String> {
-    let text =
-        std::fs::read_to_string(&args.hostkey).map_err(|e| format!("{}: {e}", args.hostkey))?;
-    let host = PrivateKey::from_openssh(text).map_err(|e| format!("{}: {e}", args.hostkey))?;
-    let text = std::fs::read_to_string(&args.authorized)
-        .map_err(|e| format!("{}: {e}", args.authorized))?;
-    let mut keys = HashSet::new();
-    for line in text.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let key = PublicKey::from_openssh(line).map_err(|e| format!("{}: {e}", args.authorized))?;
-        keys.insert(key.key_data().clone());
-    }
-    Ok((host, Authorized(keys)))
-}
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match common::parse_args() {
         Ok(a) => a,
         Err(e) => {
             eprintln!("ssh_server: {e}");
             return ExitCode::from(2);
         }
     };
-    let (host, policy) = match load(&args) {
+    let setup = match common::Setup::new(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("ssh_server: {e}");
@@ -108,14 +47,9 @@ fn main() -> ExitCode {
         }
     }
     let _ = io::stdout().flush();
-    let keys = Arc::new(policy.0);
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
-        let mut config =
-            ServerConfig::new(vec![host.clone()], Box::new(Authorized((*keys).clone())));
-        if args.pq_only {
-            config.common.prefs = config.common.prefs.pq_only();
-        }
+        let config = setup.config();
         thread::spawn(move || {
             let peer = stream
                 .peer_addr()
@@ -165,27 +99,9 @@ fn serve(conn: SshConnection) {
                 request,
                 want_reply,
             } => {
-                let (ok, port) = match request {
-                    GlobalRequest::TcpipForward { address, port } => {
-                        match RemoteForward::start(&conn, &address, port) {
-                            Ok(f) => {
-                                let bound = f.port();
-                                forwards.push(f);
-                                (true, (port == 0).then_some(bound))
-                            }
-                            Err(e) => {
-                                eprintln!("ssh_server: tcpip-forward {address}:{port}: {e}");
-                                (false, None)
-                            }
-                        }
-                    }
-                    GlobalRequest::CancelTcpipForward { address, port } => {
-                        let before = forwards.len();
-                        forwards.retain(|f| !(f.address() == address && f.port() == port));
-                        (forwards.len() < before, None)
-                    }
-                    _ => (false, None),
-                };
+                let (ok, port) = common::global(&mut forwards, request, |address, port| {
+                    RemoteForward::start(&conn, address, port)
+                });
                 if want_reply {
                     let _ = conn.reply_global(ok, port);
                 }
@@ -194,19 +110,19 @@ fn serve(conn: SshConnection) {
     }
 }
 
-/// Serves one session channel: the command runs with `/bin/sh -c` (a
-/// login shell for `shell`), with the client's environment.
+impl common::Forward for RemoteForward {
+    fn address(&self) -> &str {
+        RemoteForward::address(self)
+    }
+    fn port(&self) -> u32 {
+        RemoteForward::port(self)
+    }
+}
+
+/// Serves one session channel.
 fn session(ch: Channel) {
     let Some(setup) = session::read_setup(&ch) else {
         return;
     };
-    let mut cmd = Command::new("/bin/sh");
-    match &setup.command {
-        Some(c) => cmd.arg("-c").arg(String::from_utf8_lossy(c).as_ref()),
-        None => cmd.arg("-l"),
-    };
-    for (k, v) in &setup.env {
-        cmd.env(k, String::from_utf8_lossy(v).as_ref());
-    }
-    session::run(&ch, cmd, setup.pty);
+    session::run(&ch, common::command(&setup), setup.pty);
 }

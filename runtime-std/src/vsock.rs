@@ -122,6 +122,29 @@ impl Read for VsockStream {
     }
 }
 
+// Reads and writes through a shared reference, as `&File` has them: what
+// async-io needs to drive the socket through `&Async<VsockStream>`.
+impl Read for &VsockStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.file).read(buf)
+    }
+}
+
+impl Write for &VsockStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&self.file).write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for VsockStream {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 impl Write for VsockStream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.file.write(buf)

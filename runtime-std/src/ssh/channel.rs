@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use proto_ssh::channel::{ChannelId, ChannelRequest};
 
-use super::state::{io_err, ChanState};
 use super::SshConnection;
 
 /// How a remote command ended.
@@ -89,18 +88,7 @@ struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         let mut st = self.conn.lock();
-        let closed = match st.chan(self.id) {
-            Some(c) => {
-                c.released = true;
-                c.closed
-            }
-            None => return,
-        };
-        if closed {
-            st.remove_channel(self.id);
-        } else if let Ok(ch) = st.conn.channels() {
-            let _ = ch.close(self.id);
-        }
+        st.release(self.id);
         self.conn.flush(&mut st);
     }
 }
@@ -145,37 +133,17 @@ impl Channel {
     }
 
     fn read_stream(&self, stream: Stream, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() {
-            return Ok(0);
-        }
+        let stderr = matches!(stream, Stream::Stderr);
         let mut st = self.conn.lock();
         loop {
-            let Some(c) = st.chan(self.id) else {
-                return Ok(0);
-            };
-            let q = match stream {
-                Stream::Data => &mut c.data,
-                Stream::Stderr => &mut c.ext,
-            };
-            if !q.is_empty() {
-                let n = q.len().min(buf.len());
-                let (front, back) = q.as_slices();
-                let from_front = front.len().min(n);
-                buf[..from_front].copy_from_slice(&front[..from_front]);
-                buf[from_front..n].copy_from_slice(&back[..n - from_front]);
-                q.drain(..n);
-                if !c.closed {
-                    if let Ok(ch) = st.conn.channels() {
-                        ch.consumed(self.id, n).map_err(io_err)?;
-                    }
-                }
-                self.conn.flush(&mut st);
+            let step = st.try_read(self.id, stderr, buf);
+            self.conn.flush(&mut st);
+            if let Some(n) = step? {
                 return Ok(n);
             }
-            if c.eof || c.closed {
+            let Some(cv) = st.waiters(self.id) else {
                 return Ok(0);
-            }
-            let cv = c.cv.clone();
+            };
             st = self.conn.wait_on(&cv.read, st);
         }
     }
@@ -191,27 +159,15 @@ impl Channel {
     }
 
     fn write_stream(&self, stream: Stream, data: &[u8]) -> io::Result<usize> {
-        if data.is_empty() {
-            return Ok(0);
-        }
+        let stderr = matches!(stream, Stream::Stderr);
         let mut st = self.conn.lock();
         loop {
-            if st.chan(self.id).is_none_or(|c| c.closed) {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
-            }
-            let n = match stream {
-                Stream::Data => st.conn.send_data(self.id, data),
-                Stream::Stderr => st.conn.send_extended_data(self.id, 1, data),
-            }
-            .map_err(io_err)?;
+            let step = st.try_write(self.id, stderr, data);
             self.conn.flush(&mut st);
-            if n > 0 {
+            if let Some(n) = step? {
                 return Ok(n);
             }
-            if let Some(e) = st.closed_error() {
-                return Err(e);
-            }
-            let Some(cv) = st.chan(self.id).map(|c| c.cv.clone()) else {
+            let Some(cv) = st.waiters(self.id) else {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
             };
             st = self.conn.wait_on(&cv.write, st);
@@ -235,11 +191,7 @@ impl Channel {
         ) -> Result<(), proto_ssh::channel::ChannelError>,
     ) -> io::Result<()> {
         let mut st = self.conn.lock();
-        let r = st
-            .conn
-            .channels()
-            .map_err(io_err)
-            .and_then(|c| f(c).map_err(io_err));
+        let r = st.with_channels(f);
         self.conn.flush(&mut st);
         r
     }
@@ -251,13 +203,10 @@ impl Channel {
 
     /// Sends CLOSE.
     pub fn close(&self) -> io::Result<()> {
-        let id = self.id;
         let mut st = self.conn.lock();
-        if st.chan(id).is_none_or(|c| c.closed) {
-            return Ok(());
-        }
-        drop(st);
-        self.with_channels(|c| c.close(id))
+        let r = st.close(self.id);
+        self.conn.flush(&mut st);
+        r
     }
 
     /// Sends a request; with `want_reply`, waits for and returns the
@@ -276,14 +225,10 @@ impl Channel {
     pub fn next_request(&self) -> Option<(ChannelRequest, bool)> {
         let mut st = self.conn.lock();
         loop {
-            let c: &mut ChanState = st.chan(self.id)?;
-            if let Some(r) = c.requests.pop_front() {
-                return Some(r);
+            if let Some(r) = st.try_request(self.id) {
+                return r;
             }
-            if c.closed {
-                return None;
-            }
-            let cv = c.cv.clone();
+            let cv = st.waiters(self.id)?;
             st = self.conn.wait_on(&cv.req, st);
         }
     }
@@ -293,18 +238,17 @@ impl Channel {
     pub fn wait_exit(&self) -> Option<ExitStatus> {
         let mut st = self.conn.lock();
         loop {
-            let c = st.chan(self.id)?;
-            if c.closed {
-                return c.exit.clone();
+            if let Some(exit) = st.try_exit(self.id) {
+                return exit;
             }
-            let cv = c.cv.clone();
+            let cv = st.waiters(self.id)?;
             st = self.conn.wait_on(&cv.req, st);
         }
     }
 
     /// The exit status if it has come.
     pub fn exit_status(&self) -> Option<ExitStatus> {
-        self.conn.lock().chan(self.id).and_then(|c| c.exit.clone())
+        self.conn.lock().exit_status(self.id)
     }
 
     /// A `Read` of the channel data.

@@ -14,7 +14,7 @@
 mod channel;
 mod forward;
 pub mod session;
-mod state;
+pub mod state;
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -34,22 +34,13 @@ pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
 };
 pub use self::forward::{attach_stdio, copy, send_then_eof, splice_tcp, write_all, RemoteForward};
-use self::state::State;
+use self::state::ChanCv;
+
+/// The state of a connection driven by threads.
+type State = state::State<ChanCv>;
 
 /// A connection-level happening the application acts on.
-#[derive(Debug)]
-pub enum Incoming {
-    /// The peer opens a channel; accept or reject it.
-    Channel(PendingChannel),
-    /// The peer sends a global request (tcpip-forward, ...); answer it
-    /// with [`SshConnection::reply_global`] when `want_reply`.
-    Global {
-        /// The request.
-        request: GlobalRequest,
-        /// Whether an answer is expected.
-        want_reply: bool,
-    },
-}
+pub type Incoming = state::Incoming<PendingChannel>;
 
 /// A channel the peer asked to open.
 #[derive(Debug)]
@@ -64,11 +55,7 @@ impl PendingChannel {
     /// Accepts it.
     pub fn accept(self) -> io::Result<Channel> {
         let mut st = self.conn.lock();
-        st.conn
-            .channels()
-            .and_then(|c| c.accept_open(self.id).map_err(Into::into))
-            .map_err(state::io_err)?;
-        st.add_channel(self.id, true);
+        st.accept_open(self.id)?;
         self.conn.flush(&mut st);
         drop(st);
         Ok(Channel::new(self.id, self.conn.clone()))
@@ -77,13 +64,7 @@ impl PendingChannel {
     /// Refuses it with an RFC 4254 reason code.
     pub fn reject(self, reason: u32, description: &str) -> io::Result<()> {
         let mut st = self.conn.lock();
-        st.conn
-            .channels()
-            .and_then(|c| {
-                c.reject_open(self.id, reason, description)
-                    .map_err(Into::into)
-            })
-            .map_err(state::io_err)?;
+        st.with_channels(|c| c.reject_open(self.id, reason, description))?;
         self.conn.flush(&mut st);
         Ok(())
     }
@@ -174,6 +155,7 @@ impl SshConnection {
         W: Write + Send + 'static,
     {
         let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let tx: state::Tx = Box::new(move |bytes| tx.send(bytes).is_ok());
         let inner = Arc::new(Inner {
             state: Mutex::new(State::new(conn, tx)),
             cond: Condvar::new(),
@@ -230,7 +212,13 @@ impl SshConnection {
     /// wakes the waiters they concern.
     fn flush(&self, st: &mut State) {
         st.pump();
-        st.notify(&self.inner.cond, &self.inner.timer);
+        let n = st.notify();
+        if n.conn {
+            self.inner.cond.notify_all();
+        }
+        if n.timer {
+            self.inner.timer.notify_all();
+        }
     }
 
     fn read_loop<R: Read>(&self, mut reader: R) {
@@ -241,15 +229,8 @@ impl SshConnection {
                 Ok(n) => n,
             };
             let mut st = self.lock();
-            if n == 0 {
-                st.lost("connection closed by peer");
-                self.flush(&mut st);
-                return;
-            }
             let now = self.now();
-            if let Err(e) = st.conn.handle_input(&buf[..n], now) {
-                st.failed(&e);
-            }
+            st.input(&buf[..n], now);
             self.flush(&mut st);
             if st.finished() {
                 return;
@@ -263,18 +244,12 @@ impl SshConnection {
             if st.finished() {
                 return;
             }
-            let next = st.conn.poll_timeout();
-            st.timer_at = next;
+            let now = self.now();
+            let next = st.timeout(now);
+            self.flush(&mut st);
             match next {
+                Some(at) if at <= now => {}
                 Some(at) => {
-                    let now = self.now();
-                    if at <= now {
-                        if let Err(e) = st.conn.handle_timeout(now) {
-                            st.failed(&e);
-                        }
-                        self.flush(&mut st);
-                        continue;
-                    }
                     st = self.wait_until(&self.inner.timer, st, Instant::now() + (at - now));
                 }
                 None => st = self.wait_on(&self.inner.timer, st),
@@ -287,11 +262,8 @@ impl SshConnection {
         let deadline = Instant::now() + timeout;
         let mut st = self.lock();
         loop {
-            if st.conn.is_authenticated() {
+            if st.try_authenticated()?.is_some() {
                 return Ok(());
-            }
-            if let Some(e) = st.closed_error() {
-                return Err(e);
             }
             if Instant::now() >= deadline {
                 st.conn
@@ -308,21 +280,12 @@ impl SshConnection {
     pub fn accept(&self) -> Option<Incoming> {
         let mut st = self.lock();
         loop {
-            if let Some(inc) = st.incoming.pop_front() {
-                return Some(match inc {
-                    state::Inc::Channel(id, kind) => Incoming::Channel(PendingChannel {
-                        id,
-                        kind,
-                        conn: self.clone(),
-                    }),
-                    state::Inc::Global(request, want_reply) => Incoming::Global {
-                        request,
-                        want_reply,
-                    },
-                });
-            }
-            if st.finished() {
-                return None;
+            if let Some(inc) = st.try_incoming() {
+                return Some(inc?.into_incoming(|id, kind| PendingChannel {
+                    id,
+                    kind,
+                    conn: self.clone(),
+                }));
             }
             st = self.wait(st);
         }
@@ -331,10 +294,7 @@ impl SshConnection {
     /// Answers the oldest global request of the peer.
     pub fn reply_global(&self, ok: bool, bound_port: Option<u32>) -> io::Result<()> {
         let mut st = self.lock();
-        st.conn
-            .channels()
-            .and_then(|c| c.reply_global(ok, bound_port).map_err(Into::into))
-            .map_err(state::io_err)?;
+        st.with_channels(|c| c.reply_global(ok, bound_port))?;
         self.flush(&mut st);
         Ok(())
     }
@@ -344,18 +304,11 @@ impl SshConnection {
     /// failure.
     pub fn global_request(&self, request: &GlobalRequest) -> io::Result<Option<Option<u32>>> {
         let mut st = self.lock();
-        st.conn
-            .global_request(request, true)
-            .map_err(state::io_err)?;
-        let ticket = st.global_sent;
-        st.global_sent += 1;
+        let ticket = st.start_global(request)?;
         self.flush(&mut st);
         loop {
-            if let Some((ok, port)) = st.global_replies.remove(&ticket) {
-                return Ok(ok.then_some(port));
-            }
-            if let Some(e) = st.closed_error() {
-                return Err(e);
+            if let Some(reply) = st.try_global_reply(ticket)? {
+                return Ok(reply);
             }
             st = self.wait(st);
         }
@@ -396,24 +349,11 @@ impl SshConnection {
             -> Result<proto_ssh::channel::ChannelId, proto_ssh::channel::ChannelError>,
     ) -> io::Result<Channel> {
         let mut st = self.lock();
-        let id = st
-            .conn
-            .channels()
-            .and_then(|c| f(c).map_err(Into::into))
-            .map_err(state::io_err)?;
-        st.add_channel(id, false);
+        let id = st.start_open(f)?;
         self.flush(&mut st);
         loop {
-            match st.open_result(id) {
-                Some(Ok(())) => return Ok(Channel::new(id, self.clone())),
-                Some(Err(text)) => {
-                    st.remove_channel(id);
-                    return Err(io::Error::new(io::ErrorKind::ConnectionRefused, text));
-                }
-                None => {}
-            }
-            if let Some(e) = st.closed_error() {
-                return Err(e);
+            if st.try_opened(id)?.is_some() {
+                return Ok(Channel::new(id, self.clone()));
             }
             st = self.wait(st);
         }
@@ -427,25 +367,18 @@ impl SshConnection {
         want_reply: bool,
     ) -> io::Result<bool> {
         let mut st = self.lock();
-        st.conn
-            .channels()
-            .and_then(|c| c.send_request(id, req, want_reply).map_err(Into::into))
-            .map_err(state::io_err)?;
+        st.with_channels(|c| c.send_request(id, req, want_reply))?;
         self.flush(&mut st);
         if !want_reply {
             return Ok(true);
         }
         loop {
-            let Some(c) = st.chan(id) else {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
-            };
-            if let Some(ok) = c.replies.pop_front() {
+            if let Some(ok) = st.try_reply(id)? {
                 return Ok(ok);
             }
-            if c.closed {
+            let Some(cv) = st.waiters(id) else {
                 return Err(io::Error::new(io::ErrorKind::BrokenPipe, "channel closed"));
-            }
-            let cv = c.cv.clone();
+            };
             st = self.wait_on(&cv.req, st);
         }
     }
@@ -453,9 +386,7 @@ impl SshConnection {
     /// Ends the connection.
     pub fn disconnect(&self, description: &str) {
         let mut st = self.lock();
-        st.conn
-            .disconnect(DisconnectReason::ByApplication, description);
-        st.lost(description);
+        st.disconnect(description);
         self.flush(&mut st);
     }
 
@@ -474,18 +405,18 @@ impl SshConnection {
 
     /// The user that logged in (server) or our user (client), once known.
     pub fn user(&self) -> Option<String> {
-        self.lock().user.clone()
+        self.lock().user()
     }
 
     /// Names of the algorithms of the last key exchange: kex, host key,
     /// cipher client-to-server, cipher server-to-client.
     pub fn algorithms(&self) -> Option<[&'static str; 4]> {
-        self.lock().algorithms
+        self.lock().algorithms()
     }
 
     /// The banner the server sent, if any.
     pub fn banner(&self) -> Option<String> {
-        self.lock().banner.clone()
+        self.lock().banner()
     }
 
     /// Asks for a key exchange now.
@@ -498,7 +429,7 @@ impl SshConnection {
 
     /// How many key exchanges have finished.
     pub fn kex_count(&self) -> u64 {
-        self.lock().kex_count
+        self.lock().kex_count()
     }
 }
 
@@ -525,7 +456,6 @@ fn spawn_writer<W: Write + Send + 'static>(
         // bytes (a DISCONNECT) were queued: close the stream.
         close();
         let mut st = conn.lock();
-        st.writer_done = true;
         st.lost("connection closed");
         conn.flush(&mut st);
         drop(st);

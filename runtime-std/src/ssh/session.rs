@@ -30,15 +30,14 @@ pub struct SessionSetup {
     pub command: Option<Vec<u8>>,
 }
 
-/// Answers requests until `exec` or `shell`; `None` if the channel closed
-/// first. Subsystems and unknown requests are refused.
-pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
-    let mut setup = SessionSetup::default();
-    loop {
-        let (req, want_reply) = ch.next_request()?;
-        let (ok, start) = match req {
+impl SessionSetup {
+    /// Takes in one request before the command: whether to accept it,
+    /// and whether it starts the command (`exec`, `shell`). Subsystems
+    /// and unknown requests are refused.
+    pub fn apply(&mut self, req: ChannelRequest) -> (bool, bool) {
+        match req {
             ChannelRequest::Env { name, value } => {
-                setup.env.push((name, value));
+                self.env.push((name, value));
                 (true, false)
             }
             ChannelRequest::PtyReq {
@@ -50,7 +49,7 @@ pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
                 ..
             } => {
                 let size = WinSize::from_ssh(cols, rows, width_px, height_px);
-                setup.pty = Some((term, size));
+                self.pty = Some((term, size));
                 (true, false)
             }
             ChannelRequest::WindowChange {
@@ -59,18 +58,28 @@ pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
                 width_px,
                 height_px,
             } => {
-                if let Some((_, size)) = &mut setup.pty {
+                if let Some((_, size)) = &mut self.pty {
                     *size = WinSize::from_ssh(cols, rows, width_px, height_px);
                 }
                 (true, false)
             }
             ChannelRequest::Exec(cmd) => {
-                setup.command = Some(cmd);
+                self.command = Some(cmd);
                 (true, true)
             }
             ChannelRequest::Shell => (true, true),
             _ => (false, false),
-        };
+        }
+    }
+}
+
+/// Answers requests until `exec` or `shell`; `None` if the channel closed
+/// first.
+pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
+    let mut setup = SessionSetup::default();
+    loop {
+        let (req, want_reply) = ch.next_request()?;
+        let (ok, start) = setup.apply(req);
         if want_reply {
             let _ = ch.reply(ok);
         }
@@ -95,11 +104,25 @@ pub fn run(ch: &Channel, mut cmd: Command, pty: Option<(String, WinSize)>) -> Op
     let status = match result {
         Ok(s) => Some(s),
         Err(e) => {
-            let _ = ch.write_stderr(format!("cannot run the command: {e}\r\n").as_bytes());
+            let _ = ch.write_stderr(cannot_run(&e).as_bytes());
             None
         }
     };
-    let req = match status.and_then(|s| s.signal().map(|n| (n, s.core_dumped()))) {
+    let _ = ch.request(&exit_request(status), false);
+    let _ = ch.send_eof();
+    let _ = ch.close();
+    status
+}
+
+/// What the client is told when its command cannot start.
+pub fn cannot_run(e: &io::Error) -> String {
+    format!("cannot run the command: {e}\r\n")
+}
+
+/// The exit-signal or exit-status request for how a command ended;
+/// `None`, a command that could not start, is status 127.
+pub fn exit_request(status: Option<ExitStatus>) -> ChannelRequest {
+    match status.and_then(|s| s.signal().map(|n| (n, s.core_dumped()))) {
         Some((n, core)) => ChannelRequest::ExitSignal {
             signal: signal_name(n).unwrap_or("KILL").into(),
             core_dumped: core,
@@ -111,15 +134,78 @@ pub fn run(ch: &Channel, mut cmd: Command, pty: Option<(String, WinSize)>) -> Op
                 .and_then(|s| s.code())
                 .map_or(127, |c| u32::try_from(c).unwrap_or(255)),
         ),
-    };
-    let _ = ch.request(&req, false);
-    let _ = ch.send_eof();
-    let _ = ch.close();
-    status
+    }
 }
 
-/// The running command's process group, until it has been reaped.
-type Group = Arc<Mutex<Option<Pid>>>;
+/// The running command's session (its process group id is its session
+/// id), until it has been reaped; clones share it.
+#[derive(Debug, Clone)]
+pub struct Group(Arc<Mutex<Option<Pid>>>);
+
+impl Group {
+    /// Tracks the session of a child started by [`pty::spawn`] or
+    /// [`pty::spawn_session`], so that [`kill_all`] reaches it.
+    pub fn register(child: &Child) -> io::Result<Self> {
+        let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
+        let group = Self(Arc::new(Mutex::new(Some(Pid::from_raw(pid)))));
+        if let Ok(mut live) = LIVE.lock() {
+            live.push(group.clone());
+        }
+        Ok(group)
+    }
+
+    fn pid(&self) -> Option<Pid> {
+        self.0.lock().ok().and_then(|g| *g)
+    }
+
+    /// Acts on a request that comes while the command runs: window-change
+    /// resizes the pty (`master`), signal goes to the command's group.
+    /// Returns the answer to give.
+    pub fn control(&self, req: ChannelRequest, master: Option<&std::fs::File>) -> bool {
+        match req {
+            ChannelRequest::WindowChange {
+                cols,
+                rows,
+                width_px,
+                height_px,
+            } => master.is_some_and(|m| {
+                pty::resize(m, WinSize::from_ssh(cols, rows, width_px, height_px)).is_ok()
+            }),
+            ChannelRequest::Signal(name) => {
+                match (self.pid(), Signal::try_from(signal_number(&name))) {
+                    // The group, as a terminal's Ctrl-C would.
+                    (Some(pgid), Ok(sig)) => killpg(pgid, sig).is_ok(),
+                    _ => false,
+                }
+            }
+            _ => false,
+        }
+    }
+
+    /// The channel went while the command may still run: kill its whole
+    /// session.
+    pub fn hang_up(&self) {
+        if let Some(sid) = self.pid() {
+            kill_session(sid);
+        }
+    }
+
+    /// Waits for the child (blocking), then kills what it left running in
+    /// its session (background jobs, a FUSE server): a session ends with
+    /// its command.
+    pub fn reap(&self, mut child: Child) -> io::Result<ExitStatus> {
+        let status = child.wait();
+        if let Some(sid) = self.0.lock().ok().and_then(|mut g| g.take()) {
+            // The session id stays taken while any process of it lives, so
+            // no new session can have this number yet.
+            kill_session(sid);
+        }
+        if let Ok(mut live) = LIVE.lock() {
+            live.retain(|g| !Arc::ptr_eq(&g.0, &self.0));
+        }
+        status
+    }
+}
 
 /// Every session of this process whose command still runs, so that a
 /// server that is itself stopped can end them ([`kill_all`]).
@@ -130,7 +216,7 @@ static LIVE: Mutex<Vec<Group>> = Mutex::new(Vec::new());
 pub fn kill_all() {
     let Ok(mut live) = LIVE.lock() else { return };
     for group in live.drain(..) {
-        if let Some(sid) = group.lock().ok().and_then(|mut g| g.take()) {
+        if let Some(sid) = group.0.lock().ok().and_then(|mut g| g.take()) {
             kill_session(sid);
         }
     }
@@ -141,32 +227,12 @@ pub fn kill_all() {
 /// client went away), the whole group is killed.
 fn control(ch: Channel, group: Group, master: Option<std::fs::File>) {
     while let Some((req, want_reply)) = ch.next_request() {
-        let ok = match req {
-            ChannelRequest::WindowChange {
-                cols,
-                rows,
-                width_px,
-                height_px,
-            } => master.as_ref().is_some_and(|m| {
-                pty::resize(m, WinSize::from_ssh(cols, rows, width_px, height_px)).is_ok()
-            }),
-            ChannelRequest::Signal(name) => {
-                let pgid = group.lock().ok().and_then(|g| *g);
-                match (pgid, Signal::try_from(signal_number(&name))) {
-                    // The group, as a terminal's Ctrl-C would.
-                    (Some(pgid), Ok(sig)) => killpg(pgid, sig).is_ok(),
-                    _ => false,
-                }
-            }
-            _ => false,
-        };
+        let ok = group.control(req, master.as_ref());
         if want_reply {
             let _ = ch.reply(ok);
         }
     }
-    if let Some(sid) = group.lock().ok().and_then(|g| *g) {
-        kill_session(sid);
-    }
+    group.hang_up();
 }
 
 /// Kills every process of session `sid` (the command and all it
@@ -204,29 +270,10 @@ fn kill_session(sid: Pid) {
 
 /// Starts the control thread for a spawned child.
 fn watch(ch: &Channel, child: &Child, master: Option<std::fs::File>) -> io::Result<Group> {
-    let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
-    let group: Group = Arc::new(Mutex::new(Some(Pid::from_raw(pid))));
-    if let Ok(mut live) = LIVE.lock() {
-        live.push(group.clone());
-    }
+    let group = Group::register(child)?;
     let (ch, g) = (ch.clone(), group.clone());
     thread::spawn(move || control(ch, g, master));
     Ok(group)
-}
-
-/// Reaps the child, then kills what it left running in its session
-/// (background jobs, a FUSE server): a session ends with its command.
-fn reap(mut child: Child, group: &Group) -> io::Result<ExitStatus> {
-    let status = child.wait();
-    if let Some(sid) = group.lock().ok().and_then(|mut g| g.take()) {
-        // The session id stays taken while any process of it lives, so no
-        // new session can have this number yet.
-        kill_session(sid);
-    }
-    if let Ok(mut live) = LIVE.lock() {
-        live.retain(|g| !Arc::ptr_eq(g, group));
-    }
-    status
 }
 
 fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
@@ -249,7 +296,7 @@ fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
     if let Some(t) = err_thread {
         let _ = t.join();
     }
-    reap(child, &group)
+    group.reap(child)
 }
 
 fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<ExitStatus> {
@@ -264,7 +311,7 @@ fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<ExitStatus> 
     // gone: that ends the output.
     let mut from_pty = master;
     copy_out(&mut from_pty, ch, false);
-    reap(child, &group)
+    group.reap(child)
 }
 
 /// Copies a command's output to the channel (stderr as extended data).

@@ -1,0 +1,136 @@
+//! Serving a session channel on this host, as
+//! `runtime_std::ssh::session` does and with its logic (setup requests,
+//! control requests, exit status, the session's process group): the
+//! command runs on pipes or on a pty whose descriptors are driven by
+//! async-io, its exit is awaited on smol's blocking pool, and when the
+//! channel goes first every process of its session is killed.
+
+use std::fs::File;
+use std::io;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+
+use async_io::Async;
+use futures_lite::{future, AsyncRead};
+use runtime_std::pty::{self, WinSize};
+use runtime_std::ssh::session::{cannot_run, exit_request, Group};
+
+pub use runtime_std::ssh::session::{kill_all, SessionSetup};
+
+use super::{copy, Channel};
+
+/// Answers requests until `exec` or `shell`; `None` if the channel closed
+/// first.
+pub async fn read_setup(ch: &Channel) -> Option<SessionSetup> {
+    let mut setup = SessionSetup::default();
+    loop {
+        let (req, want_reply) = ch.next_request().await?;
+        let (ok, start) = setup.apply(req);
+        answer(ch, want_reply, ok);
+        if start {
+            return Some(setup);
+        }
+    }
+}
+
+fn answer(ch: &Channel, want_reply: bool, ok: bool) {
+    if want_reply {
+        let _ = ch.reply(ok);
+    }
+}
+
+/// Runs `cmd` for the channel in a session of its own, on a pty when
+/// `pty` is set (with TERM from it), then sends exit-status or
+/// exit-signal, EOF and CLOSE. A command that cannot start gets its error
+/// on stderr and status 127. Returns how the command ended.
+pub async fn run(
+    ch: &Channel,
+    mut cmd: Command,
+    pty: Option<(String, WinSize)>,
+) -> Option<ExitStatus> {
+    let result = match pty {
+        Some((term, size)) => {
+            cmd.env("TERM", term);
+            run_pty(ch, cmd, size).await
+        }
+        None => run_pipes(ch, cmd).await,
+    };
+    let status = match result {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let _ = ch.write_stderr(cannot_run(&e).as_bytes()).await;
+            None
+        }
+    };
+    let _ = ch.request(&exit_request(status), false).await;
+    let _ = ch.send_eof();
+    let _ = ch.close();
+    status
+}
+
+/// Watches the channel in a task of its own: window-change and signal
+/// requests go to the command; when the channel closes while the command
+/// still runs (the client went away), its whole session is killed.
+fn watch(ch: &Channel, group: &Group, master: Option<Arc<Async<File>>>) {
+    let (ch, group) = (ch.clone(), group.clone());
+    smol::spawn(async move {
+        while let Some((req, want_reply)) = ch.next_request().await {
+            let ok = group.control(req, master.as_deref().map(Async::get_ref));
+            answer(&ch, want_reply, ok);
+        }
+        group.hang_up();
+    })
+    .detach();
+}
+
+/// Waits for the child on the blocking pool, and ends its session.
+async fn reap(child: std::process::Child, group: Group) -> io::Result<ExitStatus> {
+    blocking::unblock(move || group.reap(child)).await
+}
+
+async fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = pty::spawn_session(&mut cmd)?;
+    let group = Group::register(&child)?;
+    watch(ch, &group, None);
+    if let Some(stdin) = child.stdin.take() {
+        let mut stdin = Async::new(stdin)?;
+        let ch = ch.clone();
+        // Dropping the pipe at the channel's EOF is the command's EOF.
+        smol::spawn(async move { copy(&mut ch.reader(), &mut stdin).await }).detach();
+    }
+    let out = output(
+        child.stdout.take().map(Async::new).transpose()?,
+        ch.writer(),
+    );
+    let err = output(
+        child.stderr.take().map(Async::new).transpose()?,
+        ch.stderr_writer(),
+    );
+    future::zip(out, err).await;
+    reap(child, group).await
+}
+
+/// Copies one output of the command to the channel.
+async fn output(from: Option<impl AsyncRead + Unpin>, mut to: super::ChannelWriter) {
+    if let Some(mut from) = from {
+        copy(&mut from, &mut to).await;
+    }
+}
+
+async fn run_pty(ch: &Channel, cmd: Command, size: WinSize) -> io::Result<ExitStatus> {
+    let (child, master) = pty::spawn(cmd, size)?;
+    let group = Group::register(&child)?;
+    let master = Arc::new(Async::new(master)?);
+    watch(ch, &group, Some(master.clone()));
+    {
+        let (ch, master) = (ch.clone(), master.clone());
+        smol::spawn(async move { copy(&mut ch.reader(), &mut &*master).await }).detach();
+    }
+    // The master reads EIO once the last process holding the slave is
+    // gone: that ends the output.
+    copy(&mut &*master, &mut ch.writer()).await;
+    reap(child, group).await
+}
