@@ -435,6 +435,8 @@ pub(super) fn fcntl_lock(fd: BorrowedFd<'_>, cmd: i32, lock: Flock) -> Result<Fl
     fl.l_pid = lock.pid;
     // SAFETY: `fl` is a valid flock the kernel may read and write.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), cmd, &mut fl as *mut libc::flock) })?;
+    // off_t is i64 but on 32-bit glibc.
+    #[allow(clippy::useless_conversion)]
     Ok(Flock {
         ty: fl.l_type,
         start: fl.l_start.into(),
