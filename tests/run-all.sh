@@ -26,6 +26,8 @@
 #              ~/.cache/openssh10; about 2 minutes on a fresh machine) and
 #              build-ssh. Uses OUR_SSHD (default target/release/examples/
 #              ssh_server) and OUR_SSH (default .../ssh_client).
+#   (ssh-interop-smol: the same run with runtime-smol's ssh_server_smol and
+#              ssh_client_smol, part of the ssh-interop step)
 #   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
 #              SSH: exec, statuses, stdin, env, refused key, teardown, host
 #              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
@@ -174,7 +176,7 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if ssh_interop_on && { wanted build || { wanted ssh-interop &&
 		[ ! -x "${CARGO_TARGET_DIR:-$REPO/target}/release/examples/ssh_server" ]; }; }; then
-		step build-ssh 1800 cargo build --release -p runtime-std --examples
+		step build-ssh 1800 cargo build --release -p runtime-std -p runtime-smol --examples
 	fi
 	for k in $KINDS; do
 		wanted clients && step "clients-$k" 300 tests/scripts/diod-clients.sh "$k"
@@ -194,6 +196,9 @@ if [ "$FAILED" = 0 ]; then
 		OUR_SSH=${OUR_SSH:-$TGT/release/examples/ssh_client}
 		OUR_SSHD=$OUR_SSHD OUR_SSH=$OUR_SSH SSH_SETUP=0 \
 			step ssh-interop 900 tests/scripts/ssh/interop.sh
+		# The same matrix with the smol runtime's server and client.
+		OUR_SSHD=$TGT/release/examples/ssh_server_smol OUR_SSH=$TGT/release/examples/ssh_client_smol SSH_SETUP=0 \
+			step ssh-interop-smol 900 tests/scripts/ssh/interop.sh
 	fi
 	if wanted cpud && ssh_interop_on; then
 		CPUD=${CPUD:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpud} step cpud 300 tests/scripts/cpud-openssh.sh
