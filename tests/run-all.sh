@@ -127,6 +127,11 @@ setup() {
 	if ! cargo fmt --version > /dev/null 2>&1 || ! cargo clippy --version > /dev/null 2>&1; then
 		rustup component add rustfmt clippy || return 1
 	fi
+	# Static board builds (cpu-guest's image case, cpu-arm64); best effort:
+	# the steps say SKIP when rustup cannot fetch a target.
+	for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+		rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" || true
+	done
 	for p in pjdfstest fsx; do
 		[ -x "$TOOLS_BIN/$p" ] && continue
 		echo "cargo install --locked $p (into $CACHE/cargo)"
