@@ -248,7 +248,7 @@ fi
 # cpud as init: PID 1 of its own pid namespace. Sessions see it as PID 1,
 # orphans (a background job killed with its session) are reaped, and
 # SIGTERM to it ends the daemon, its sessions and the namespace.
-CPUD_STATE_DIR=$W/state unshare --mount --propagation private --pid --fork --mount-proc \
+CPUD_STATE_DIR=$W/state unshare --mount --propagation private --pid --fork --kill-child --mount-proc \
 	"$CPUD" -sp 0 -addr 127.0.0.1 -pk "$W/authorized_keys" -hk "$W/host_ed25519" \
 	>"$W/init.out" 2>"$W/init.err" </dev/null &
 IPID=$!
