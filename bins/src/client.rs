@@ -22,6 +22,7 @@ use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConne
 use subtle::ConstantTimeEq;
 
 use crate::dbg9p::Tap;
+use crate::debug;
 use crate::net::{self, Target};
 use crate::quote;
 use crate::tty::{self, RawMode};
@@ -104,14 +105,6 @@ impl std::fmt::Debug for Options {
     }
 }
 
-macro_rules! trace {
-    ($o:expr, $($arg:tt)*) => {
-        if $o.debug {
-            crate::log::line(format_args!($($arg)*));
-        }
-    };
-}
-
 /// The signals cpu passes on instead of dying of them. They must be
 /// blocked before any thread starts, so that only the signal thread
 /// takes them.
@@ -134,7 +127,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     signals
         .thread_block()
         .map_err(|e| Failure::new(exit::SSH, format!("blocking signals: {e}")))?;
-    trace!(o, "connecting to {} as {}", o.target, o.user);
+    debug!(o.debug, "connecting to {} as {}", o.target, o.user);
     let stream = net::dial(&o.target).map_err(|e| {
         Failure::new(
             exit::CONNECT,
@@ -152,7 +145,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     }
     let conn = login.map_err(|e| login_failure(&e))?;
     if let Some([kex, hk, c, _]) = conn.algorithms() {
-        trace!(o, "logged in: {kex}, {hk}, {c}");
+        debug!(o.debug, "logged in: {kex}, {hk}, {c}");
     }
 
     let mut env: Vec<(String, String)> = std::env::vars().collect();
@@ -163,7 +156,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     if o.ninep {
         let nonce = nonce();
         let port = forward_9p(&conn, &o, &nonce)?;
-        trace!(o, "9P offered on the server's 127.0.0.1:{port}");
+        debug!(o.debug, "9P offered on the server's 127.0.0.1:{port}");
         set_env(&mut env, "CPUNONCE", &nonce);
         port9p = Some(port);
     }
@@ -210,7 +203,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
         cmd.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
     }
     let command = quote::remote_command(port9p, &cmd);
-    trace!(o, "exec {command:?}");
+    debug!(o.debug, "exec {command:?}");
     let accepted = ch
         .request(&ChannelRequest::Exec(command.into_bytes()), true)
         .map_err(|e| Failure::new(exit::SSH, format!("exec request: {e}")))?;
@@ -229,7 +222,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     spawn_signal_thread(signals, ch.clone());
     let status = attach_stdio(&ch);
     drop(raw);
-    trace!(o, "the command ended: {status:?}");
+    debug!(o.debug, "the command ended: {status:?}");
     conn.disconnect("done");
     match status {
         Some(s) => Ok(s.code()),

@@ -77,13 +77,21 @@ fn proc_is_ours() -> bool {
 }
 
 fn mount_missing(debug: bool) {
+    // Read once /proc is ours: what init mounts itself is never listed
+    // twice in MOUNTS.
+    let mut present: Option<Vec<String>> = None;
     for &(src, target, fstype, data) in MOUNTS {
         let mounted = if target == "/proc" {
             proc_is_ours()
         } else {
-            std::fs::read_to_string("/proc/self/mountinfo")
-                .map(|t| mount_points(&t).iter().any(|m| m == target))
-                .unwrap_or(false)
+            present
+                .get_or_insert_with(|| {
+                    std::fs::read_to_string("/proc/self/mountinfo")
+                        .map(|t| mount_points(&t))
+                        .unwrap_or_default()
+                })
+                .iter()
+                .any(|m| m == target)
         };
         // A tmpfs would hide what is there: a folder with files in it is
         // the system's own, left alone.

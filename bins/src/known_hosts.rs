@@ -387,11 +387,18 @@ impl TofuCheck {
     }
 
     fn say(&self, msg: String) {
-        // A poisoned lock only means another thread panicked mid-push;
-        // the messages are still worth showing.
-        let mut m = self.messages.lock().unwrap_or_else(PoisonError::into_inner);
-        m.push(msg);
+        say(&self.messages, msg);
     }
+}
+
+/// Keeps a host key check's message for after the login.
+fn say(messages: &Mutex<Vec<String>>, msg: String) {
+    // A poisoned lock only means another thread panicked mid-push; the
+    // messages are still worth showing.
+    messages
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(msg);
 }
 
 /// `cpu -hk FILE`: the server must show exactly the key of FILE (a public
@@ -444,10 +451,7 @@ impl HostKeyCheck for PinnedHostKey {
             key_type_label(&self.key),
             fingerprint(&self.key)
         );
-        self.messages
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(msg);
+        say(&self.messages, msg);
         false
     }
 }
