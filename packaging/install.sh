@@ -35,29 +35,19 @@ install -m 755 "$BINDIR/cpud" "$D$PREFIX/sbin/cpud"
 install -m 644 "$REPO/man/cpu.1" "$D$PREFIX/share/man/man1/cpu.1"
 install -m 644 "$REPO/man/cpud.8" "$D$PREFIX/share/man/man8/cpud.8"
 install -d -m 700 "$D/etc/cpud"
+# Each service file names cpud at its usual place; it is rewritten to ours.
 case $SERVICE in
-systemd)
-	install -d "$D/etc/systemd/system"
-	sed "s#/usr/local/sbin/cpud#$PREFIX/sbin/cpud#" "$HERE/systemd/cpud.service" >"$D/etc/systemd/system/cpud.service"
-	chmod 644 "$D/etc/systemd/system/cpud.service"
-	;;
-sysvinit)
-	install -d "$D/etc/init.d"
-	sed "s#/usr/local/sbin/cpud#$PREFIX/sbin/cpud#" "$HERE/sysvinit/cpud" >"$D/etc/init.d/cpud"
-	chmod 755 "$D/etc/init.d/cpud"
-	;;
-buildroot)
-	install -d "$D/etc/init.d"
-	sed "s#/usr/sbin/cpud#$PREFIX/sbin/cpud#" "$HERE/buildroot/S50cpud" >"$D/etc/init.d/S50cpud"
-	chmod 755 "$D/etc/init.d/S50cpud"
-	;;
-openwrt)
-	install -d "$D/etc/init.d"
-	sed "s#/usr/sbin/cpud#$PREFIX/sbin/cpud#" "$HERE/openwrt/cpud" >"$D/etc/init.d/cpud"
-	chmod 755 "$D/etc/init.d/cpud"
-	;;
-none) ;;
+systemd) src=systemd/cpud.service dst=/etc/systemd/system/cpud.service mode=644 at=/usr/local/sbin/cpud ;;
+sysvinit) src=sysvinit/cpud dst=/etc/init.d/cpud mode=755 at=/usr/local/sbin/cpud ;;
+buildroot) src=buildroot/S50cpud dst=/etc/init.d/S50cpud mode=755 at=/usr/sbin/cpud ;;
+openwrt) src=openwrt/cpud dst=/etc/init.d/cpud mode=755 at=/usr/sbin/cpud ;;
+none) src='' ;;
 *) echo "install.sh: -s $SERVICE: systemd, sysvinit, buildroot, openwrt or none" >&2; exit 2 ;;
 esac
+if [ -n "$src" ]; then
+	install -d "$D$(dirname "$dst")"
+	sed "s#$at#$PREFIX/sbin/cpud#" "$HERE/$src" >"$D$dst"
+	chmod "$mode" "$D$dst"
+fi
 echo "installed cpu, cpud and their man pages under $D$PREFIX (service: $SERVICE)"
 echo "next: put the laptop's public keys in $D/etc/cpud/authorized_keys"
