@@ -280,12 +280,20 @@ pub fn browse(
 ) -> Result<Vec<Entry>, MdnsError> {
     let daemon = ServiceDaemon::new().map_err(daemon_err)?;
     let rx = daemon.browse(name).map_err(daemon_err)?;
-    let deadline = Instant::now() + wait;
+    let mut deadline = Instant::now() + wait;
+    let mut extended = false;
     let mut found: Vec<Entry> = Vec::new();
     // Bounded by the deadline: each wait is at most the time left.
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
+            // A record seen without an address to dial yet (its A record
+            // still on the way): once, wait as long again for it.
+            if !extended && found.iter().any(|e| dnssd::pick_addr(&e.addrs).is_none()) {
+                extended = true;
+                deadline = Instant::now() + wait;
+                continue;
+            }
             break;
         }
         let ev = match rx.recv_timeout(left) {
@@ -295,7 +303,7 @@ pub fn browse(
         };
         match ev {
             ServiceEvent::ServiceResolved(r) => {
-                let e = Entry {
+                let mut e = Entry {
                     fullname: r.get_fullname().to_string(),
                     host: r.get_hostname().to_string(),
                     addrs: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
@@ -311,7 +319,18 @@ pub fn browse(
                     e.fullname, e.host, e.port, e.addrs, e.txt
                 ));
                 match found.iter_mut().find(|f| f.fullname == e.fullname) {
-                    Some(f) => *f = e,
+                    Some(f) => {
+                        // A re-announced record (a TXT update) can resolve
+                        // with only some of its addresses (a link-local
+                        // IPv6 one before the IPv4 one): within one browse
+                        // the addresses seen add up.
+                        for a in std::mem::take(&mut f.addrs) {
+                            if !e.addrs.contains(&a) {
+                                e.addrs.push(a);
+                            }
+                        }
+                        *f = e;
+                    }
                     None => found.push(e),
                 }
             }
