@@ -3,11 +3,10 @@
 //! our environment and the reference's command string, and carry stdin,
 //! stdout, stderr, signals, window size and the exit status.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::thread;
 
 use nix::sys::signal::{SigSet, Signal};
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
@@ -16,12 +15,9 @@ use proto_ssh::sig::Signer;
 use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
 use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
-use runtime_std::p9server::{self, ServeConfig};
 use runtime_std::pty;
-use runtime_std::ssh::{attach_stdio, Channel, Incoming, PendingChannel, SshConnection};
 use subtle::ConstantTimeEq;
 
-use crate::dbg9p::Tap;
 use crate::debug;
 use crate::net::{self, Target};
 use crate::quote;
@@ -137,93 +133,9 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     let keys = std::mem::take(&mut o.keys);
     let check = std::mem::replace(&mut o.host_key_check, Box::new(AcceptAnyHostKey));
     let config = ClientConfig::with_signers(&o.user, keys, check);
-    let login = SshConnection::client(stream, config);
-    if let Ok(mut m) = o.messages.lock() {
-        for line in m.drain(..) {
-            eprintln!("{line}");
-        }
-    }
-    let conn = login.map_err(|e| login_failure(&e))?;
-    if let Some([kex, hk, c, _]) = conn.algorithms() {
-        debug!(o.debug, "logged in: {kex}, {hk}, {c}");
-    }
-
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    // The reference sets this before reading its environment: the remote
-    // must put temporary files on its own /tmp.
-    set_env(&mut env, "TMPDIR", "/tmp");
-    let mut port9p = None;
-    if o.ninep {
-        let nonce = nonce();
-        let port = forward_9p(&conn, &o, &nonce)?;
-        debug!(o.debug, "9P offered on the server's 127.0.0.1:{port}");
-        set_env(&mut env, "CPUNONCE", &nonce);
-        port9p = Some(port);
-    }
-    if !o.fstab.is_empty() {
-        set_env(&mut env, "CPU_FSTAB", &o.fstab);
-        set_env(&mut env, "LC_GLENDA_CPU_FSTAB", &o.fstab);
-    }
-
-    let ch = conn
-        .open_session()
-        .map_err(|e| Failure::new(exit::SSH, format!("opening a session: {e}")))?;
-    let stdin_tty = tty::is_tty(io::stdin().as_fd());
-    if stdin_tty {
-        let term = std::env::var("TERM").unwrap_or_else(|_| "ansi".into());
-        let size = pty::window_size(io::stdin().as_fd()).unwrap_or(pty::WinSize {
-            cols: 80,
-            rows: 40,
-            ..pty::WinSize::default()
-        });
-        let req = ChannelRequest::PtyReq {
-            term,
-            cols: size.cols.into(),
-            rows: size.rows.into(),
-            width_px: size.width_px.into(),
-            height_px: size.height_px.into(),
-            // ECHO on; the rest as the remote defaults them.
-            modes: vec![53, 0, 0, 0, 1, 0],
-        };
-        ch.request(&req, false)
-            .map_err(|e| Failure::new(exit::SSH, format!("pty request: {e}")))?;
-    }
-    for (k, v) in &env {
-        let req = ChannelRequest::Env {
-            name: k.clone(),
-            value: v.clone().into_bytes(),
-        };
-        // Refusals do not matter (the reference ignores them too); no
-        // reply is asked, so that dozens of variables cost no round trip.
-        ch.request(&req, false)
-            .map_err(|e| Failure::new(exit::SSH, format!("env request: {e}")))?;
-    }
-    let mut cmd = o.cmd.clone();
-    if cmd.is_empty() {
-        cmd.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
-    }
-    let command = quote::remote_command(port9p, &cmd);
-    debug!(o.debug, "exec {command:?}");
-    let accepted = ch
-        .request(&ChannelRequest::Exec(command.into_bytes()), true)
-        .map_err(|e| Failure::new(exit::SSH, format!("exec request: {e}")))?;
-    if !accepted {
-        return Err(Failure::new(
-            exit::SSH,
-            "the server refused to run the command",
-        ));
-    }
-
-    let raw = if stdin_tty {
-        RawMode::enter().map_err(|e| Failure::new(exit::SSH, format!("raw mode: {e}")))?
-    } else {
-        None
-    };
-    spawn_signal_thread(signals, ch.clone());
-    let status = attach_stdio(&ch);
-    drop(raw);
-    debug!(o.debug, "the command ended: {status:?}");
-    conn.disconnect("done");
+    let plan = Arc::new(Plan::new(o)?);
+    let status = crate::rt::run_client(stream, config, &plan, signals)?;
+    debug!(plan.debug, "the command ended: {status:?}");
     match status {
         Some(s) => Ok(s.code()),
         None => Err(Failure::new(
@@ -231,6 +143,218 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
             "the connection ended without the command's status",
         )),
     }
+}
+
+/// Everything of a run but the waiting, which is the runtime's
+/// (`crate::rt`): what to ask for, in which order, and what each outcome
+/// means.
+#[derive(Debug)]
+pub struct Plan {
+    /// Trace each step on stderr.
+    pub debug: bool,
+    /// Trace every 9P message on stderr.
+    pub dbg9p: bool,
+    /// The export behind the 9P forward, with its nonce; none with -9p=false.
+    pub ninep: Option<(Arc<LocalExport>, String)>,
+    env: Vec<(String, String)>,
+    cmd: Vec<String>,
+    stdin_tty: bool,
+    messages: Arc<Mutex<Vec<String>>>,
+}
+
+impl Plan {
+    fn new(o: Options) -> Result<Self, Failure> {
+        let mut env: Vec<(String, String)> = std::env::vars().collect();
+        // The reference sets this before reading its environment: the
+        // remote must put temporary files on its own /tmp.
+        set_env(&mut env, "TMPDIR", "/tmp");
+        let ninep = if o.ninep {
+            let export = LocalExport::new(&o.root, ExportOptions::default()).map_err(|e| {
+                Failure::new(
+                    exit::USAGE,
+                    format!("cannot export {}: {e}", o.root.display()),
+                )
+            })?;
+            let nonce = nonce();
+            set_env(&mut env, "CPUNONCE", &nonce);
+            Some((Arc::new(export), nonce))
+        } else {
+            None
+        };
+        if !o.fstab.is_empty() {
+            set_env(&mut env, "CPU_FSTAB", &o.fstab);
+            set_env(&mut env, "LC_GLENDA_CPU_FSTAB", &o.fstab);
+        }
+        let mut cmd = o.cmd;
+        if cmd.is_empty() {
+            cmd.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
+        }
+        Ok(Self {
+            debug: o.debug,
+            dbg9p: o.dbg9p,
+            ninep,
+            env,
+            cmd,
+            stdin_tty: tty::is_tty(io::stdin().as_fd()),
+            messages: o.messages,
+        })
+    }
+
+    /// Prints what the host key check had to say, then judges the login.
+    pub fn logged_in<C>(
+        &self,
+        login: io::Result<C>,
+        algorithms: impl Fn(&C) -> Option<[&'static str; 4]>,
+    ) -> Result<C, Failure> {
+        if let Ok(mut m) = self.messages.lock() {
+            for line in m.drain(..) {
+                eprintln!("{line}");
+            }
+        }
+        let conn = login.map_err(|e| login_failure(&e))?;
+        if let Some([kex, hk, c, _]) = algorithms(&conn) {
+            debug!(self.debug, "logged in: {kex}, {hk}, {c}");
+        }
+        Ok(conn)
+    }
+
+    /// The reverse forwards to ask for, in order, until one is granted
+    /// (127.0.0.1, then ::1, as the reference).
+    pub fn forward_requests() -> [GlobalRequest; 2] {
+        ["127.0.0.1", "::1"].map(|address| GlobalRequest::TcpipForward {
+            address: address.into(),
+            port: 0,
+        })
+    }
+
+    /// Judges one `tcpip-forward` reply: `Ok(Some(port))` when granted,
+    /// `Ok(None)` to try the next address.
+    pub fn forward_reply(reply: io::Result<Option<Option<u32>>>) -> Result<Option<u16>, Failure> {
+        match reply {
+            Ok(Some(Some(p))) => Ok(u16::try_from(p).ok()),
+            Ok(_) => Ok(None),
+            Err(e) => Err(Failure::new(exit::SSH, format!("tcpip-forward: {e}"))),
+        }
+    }
+
+    /// No forward was granted.
+    pub fn no_forward() -> Failure {
+        Failure::new(exit::SSH, "the server refused to forward a port for 9P")
+    }
+
+    /// The requests before the command, none wanting a reply: pty-req
+    /// when stdin is a terminal, then our environment. Refusals of env do
+    /// not matter (the reference ignores them too); no reply is asked, so
+    /// that dozens of variables cost no round trip.
+    pub fn setup_requests(&self) -> Vec<ChannelRequest> {
+        let mut reqs = Vec::with_capacity(self.env.len() + 1);
+        if self.stdin_tty {
+            let term = std::env::var("TERM").unwrap_or_else(|_| "ansi".into());
+            let size = pty::window_size(io::stdin().as_fd()).unwrap_or(pty::WinSize {
+                cols: 80,
+                rows: 40,
+                ..pty::WinSize::default()
+            });
+            reqs.push(ChannelRequest::PtyReq {
+                term,
+                cols: size.cols.into(),
+                rows: size.rows.into(),
+                width_px: size.width_px.into(),
+                height_px: size.height_px.into(),
+                // ECHO on; the rest as the remote defaults them.
+                modes: vec![53, 0, 0, 0, 1, 0],
+            });
+        }
+        for (k, v) in &self.env {
+            reqs.push(ChannelRequest::Env {
+                name: k.clone(),
+                value: v.clone().into_bytes(),
+            });
+        }
+        reqs
+    }
+
+    /// The exec request, with the reference's command string.
+    pub fn exec_request(&self, port9p: Option<u16>) -> ChannelRequest {
+        if let Some(p) = port9p {
+            debug!(self.debug, "9P offered on the server's 127.0.0.1:{p}");
+        }
+        let command = quote::remote_command(port9p, &self.cmd);
+        debug!(self.debug, "exec {command:?}");
+        ChannelRequest::Exec(command.into_bytes())
+    }
+
+    /// Judges the exec reply; with a terminal, enters raw mode (left when
+    /// the guard drops).
+    pub fn started(&self, accepted: io::Result<bool>) -> Result<Option<RawMode>, Failure> {
+        let accepted = accepted.map_err(|e| step_failed("exec request", e))?;
+        if !accepted {
+            return Err(Failure::new(
+                exit::SSH,
+                "the server refused to run the command",
+            ));
+        }
+        if self.stdin_tty {
+            RawMode::enter().map_err(|e| Failure::new(exit::SSH, format!("raw mode: {e}")))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Whether a channel the server opens may carry 9P.
+    pub fn is_9p_channel(kind: &ChannelKind) -> bool {
+        matches!(kind, ChannelKind::ForwardedTcpip { .. })
+    }
+
+    /// Checks the 32 bytes a 9P connection starts with against our nonce
+    /// (in constant time), and says so when they differ.
+    pub fn nonce_ok(&self, got: &[u8; NONCE_LEN]) -> bool {
+        let Some((_, nonce)) = &self.ninep else {
+            return false;
+        };
+        let ok = bool::from(got.ct_eq(nonce.as_bytes()));
+        if ok {
+            crate::debug!(self.debug, "serving 9P");
+        } else {
+            eprintln!("cpu: a 9P connection with a wrong nonce was refused");
+        }
+        ok
+    }
+
+    /// Logs how a 9P service ended.
+    pub fn served_9p(&self, r: io::Result<()>) {
+        if let Err(e) = r {
+            crate::debug!(self.debug, "9P: {e}");
+        }
+    }
+}
+
+/// A step of the session that failed on the connection.
+pub fn step_failed(what: &str, e: io::Error) -> Failure {
+    Failure::new(exit::SSH, format!("{what}: {e}"))
+}
+
+/// The length of the nonce a 9P connection starts with (hex of 16 bytes).
+pub const NONCE_LEN: usize = 32;
+
+/// What a forwarded signal becomes: `signal` for INT, TERM and HUP, and
+/// `window-change` (with the terminal's size now) for WINCH.
+pub fn signal_request(sig: Signal) -> Option<ChannelRequest> {
+    Some(match sig {
+        Signal::SIGWINCH => {
+            let s = pty::window_size(io::stdin().as_fd())?;
+            ChannelRequest::WindowChange {
+                cols: s.cols.into(),
+                rows: s.rows.into(),
+                width_px: s.width_px.into(),
+                height_px: s.height_px.into(),
+            }
+        }
+        Signal::SIGINT => ChannelRequest::Signal("INT".into()),
+        Signal::SIGTERM => ChannelRequest::Signal("TERM".into()),
+        Signal::SIGHUP => ChannelRequest::Signal("HUP".into()),
+        _ => return None,
+    })
 }
 
 fn login_failure(e: &io::Error) -> Failure {
@@ -254,101 +378,4 @@ fn nonce() -> String {
     let mut b = [0u8; 16];
     rand_core::OsRng.fill_bytes(&mut b);
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Asks for the reverse forward (127.0.0.1, then ::1, as the reference)
-/// and serves 9P on each connection that comes back with the nonce.
-fn forward_9p(conn: &SshConnection, o: &Options, nonce: &str) -> Result<u16, Failure> {
-    let export = LocalExport::new(&o.root, ExportOptions::default()).map_err(|e| {
-        Failure::new(
-            exit::USAGE,
-            format!("cannot export {}: {e}", o.root.display()),
-        )
-    })?;
-    let export = Arc::new(export);
-    let mut port = None;
-    for address in ["127.0.0.1", "::1"] {
-        let req = GlobalRequest::TcpipForward {
-            address: address.into(),
-            port: 0,
-        };
-        match conn.global_request(&req) {
-            Ok(Some(Some(p))) => {
-                port = u16::try_from(p).ok();
-                break;
-            }
-            Ok(_) => continue,
-            Err(e) => return Err(Failure::new(exit::SSH, format!("tcpip-forward: {e}"))),
-        }
-    }
-    let port =
-        port.ok_or_else(|| Failure::new(exit::SSH, "the server refused to forward a port for 9P"))?;
-    let (conn, nonce, debug, dbg9p) = (conn.clone(), nonce.to_string(), o.debug, o.dbg9p);
-    thread::spawn(move || {
-        while let Some(inc) = conn.accept() {
-            let Incoming::Channel(p) = inc else { continue };
-            let export = export.clone();
-            let nonce = nonce.clone();
-            thread::spawn(move || serve_9p(p, export, &nonce, debug, dbg9p));
-        }
-    });
-    Ok(port)
-}
-
-fn serve_9p(p: PendingChannel, export: Arc<LocalExport>, nonce: &str, debug: bool, dbg9p: bool) {
-    if !matches!(p.kind, ChannelKind::ForwardedTcpip { .. }) {
-        let _ = p.reject(1, "only the 9P forward is served");
-        return;
-    }
-    let Ok(ch) = p.accept() else { return };
-    let mut got = [0u8; 32];
-    if ch.reader().read_exact(&mut got).is_err() {
-        return;
-    }
-    if !bool::from(got.ct_eq(nonce.as_bytes())) {
-        eprintln!("cpu: a 9P connection with a wrong nonce was refused");
-        let _ = ch.close();
-        return;
-    }
-    crate::debug!(debug, "serving 9P");
-    let config = ServeConfig::default();
-    let r = if dbg9p {
-        let report = |l: &str| crate::log::line(format_args!("9p {l}"));
-        let reader = Tap::new(ch.reader(), "<-", report);
-        let writer = Tap::new(ch.writer(), "->", report);
-        p9server::serve(export, reader, writer, config)
-    } else {
-        p9server::serve(export, ch.reader(), ch.writer(), config)
-    };
-    if let Err(e) = r {
-        crate::debug!(debug, "9P: {e}");
-    }
-    let _ = ch.send_eof();
-    let _ = ch.close();
-}
-
-/// Passes INT, TERM and HUP on as `signal`, and window size changes as
-/// `window-change`.
-fn spawn_signal_thread(set: SigSet, ch: Channel) {
-    thread::spawn(move || loop {
-        let Ok(sig) = set.wait() else { return };
-        let req = match sig {
-            Signal::SIGWINCH => match pty::window_size(io::stdin().as_fd()) {
-                Some(s) => ChannelRequest::WindowChange {
-                    cols: s.cols.into(),
-                    rows: s.rows.into(),
-                    width_px: s.width_px.into(),
-                    height_px: s.height_px.into(),
-                },
-                None => continue,
-            },
-            Signal::SIGINT => ChannelRequest::Signal("INT".into()),
-            Signal::SIGTERM => ChannelRequest::Signal("TERM".into()),
-            Signal::SIGHUP => ChannelRequest::Signal("HUP".into()),
-            _ => continue,
-        };
-        if ch.request(&req, false).is_err() {
-            return;
-        }
-    });
 }

@@ -5,15 +5,14 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::thread;
 
-use proto_ssh::channel::{ChannelKind, GlobalRequest};
+use proto_ssh::channel::ChannelKind;
 use proto_ssh::connection::ServerConfig;
-use runtime_std::ssh::{session, Channel, Incoming, RemoteForward, SshConnection};
+use runtime_std::ssh::session::SessionSetup;
 use ssh_key::PrivateKey;
 
 use crate::authorized::Policy;
-use crate::net::{Listener, Stream};
+use crate::net::Listener;
 use crate::quote;
 
 /// What the daemon serves with.
@@ -55,7 +54,7 @@ impl std::fmt::Debug for SessionHook {
 
 /// Sends [`SessionEvent::End`] when dropped, so that every way out of a
 /// session (an early return, a panic unwinding) ends what Start began.
-struct SessionGuard(Option<SessionHook>);
+pub(crate) struct SessionGuard(Option<SessionHook>);
 
 impl SessionGuard {
     fn start(hook: Option<SessionHook>) -> Self {
@@ -79,137 +78,109 @@ impl Drop for SessionGuard {
 pub const ACCOUNT_ENV: &str = "CPUD_ACCOUNT";
 
 impl Daemon {
-    /// Serves every connection `listener` accepts, one thread each.
+    /// Serves every connection `listener` accepts, on the runtime the
+    /// binary was built with.
     pub fn serve(self, listener: &Listener) -> std::io::Result<()> {
-        let this = Arc::new(self);
-        loop {
-            let (stream, peer) = match listener.accept() {
-                Ok(s) => s,
-                Err(e) => {
-                    this.log(format_args!("accept: {e}"));
-                    continue;
-                }
-            };
-            let this = this.clone();
-            thread::spawn(move || this.connection(stream, peer));
-        }
+        crate::rt::serve_daemon(Arc::new(self), listener)
     }
 
-    fn log(&self, msg: std::fmt::Arguments<'_>) {
+    pub(crate) fn log(&self, msg: std::fmt::Arguments<'_>) {
         if self.debug {
             eprintln!("cpud: {msg}");
         }
     }
 
-    fn connection(&self, stream: Stream, peer: String) {
-        let config = ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()));
-        let conn = match SshConnection::server(stream, config) {
-            Ok(c) => c,
-            Err(e) => {
-                self.log(format_args!("{peer}: {e}"));
-                return;
+    /// The SSH server's configuration for one connection.
+    pub(crate) fn server_config(&self) -> ServerConfig {
+        ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()))
+    }
+
+    /// Whether a channel the client opens is served: sessions only (no
+    /// direct-tcpip), as the reference.
+    pub(crate) fn serves(kind: &ChannelKind) -> bool {
+        matches!(kind, ChannelKind::Session)
+    }
+
+    /// Counts a session in (decpud's tenants); dropping the guard counts
+    /// it out, whichever way the session ends.
+    pub(crate) fn session_started(&self) -> SessionGuard {
+        SessionGuard::start(self.on_session.clone())
+    }
+
+    /// Logs a `tcpip-forward` outcome; returns the port to reply with.
+    pub(crate) fn forwarded(
+        &self,
+        peer: &str,
+        address: &str,
+        port: u32,
+        bound: std::io::Result<u32>,
+    ) -> Option<u32> {
+        match bound {
+            Ok(bound) => {
+                self.log(format_args!("{peer}: forwarding {address}:{bound}"));
+                Some(bound)
             }
-        };
-        self.log(format_args!("{peer}: connected"));
-        let mut forwards = Vec::new();
-        while let Some(inc) = conn.accept() {
-            match inc {
-                Incoming::Channel(p) => {
-                    if !matches!(p.kind, ChannelKind::Session) {
-                        // As the reference: sessions only (no direct-tcpip).
-                        let _ = p.reject(1, "only sessions are served");
-                        continue;
-                    }
-                    let Ok(ch) = p.accept() else { continue };
-                    let (exe, debug, accounts) = (self.exe.clone(), self.debug, self.accounts);
-                    let user = conn.user().unwrap_or_default();
-                    let guard = SessionGuard::start(self.on_session.clone());
-                    thread::spawn(move || {
-                        let _guard = guard;
-                        session_child(ch, &exe, debug, accounts, &user);
-                    });
-                }
-                Incoming::Global {
-                    request: GlobalRequest::TcpipForward { address, port },
-                    want_reply,
-                } => {
-                    let reply = match RemoteForward::start(&conn, &address, port) {
-                        Ok(f) => {
-                            let bound = f.port();
-                            self.log(format_args!("{peer}: forwarding {address}:{bound}"));
-                            forwards.push(f);
-                            Some(bound)
-                        }
-                        Err(e) => {
-                            self.log(format_args!("{peer}: tcpip-forward {address}:{port}: {e}"));
-                            None
-                        }
-                    };
-                    if want_reply {
-                        let _ = conn.reply_global(reply.is_some(), reply);
-                    }
-                }
-                Incoming::Global { want_reply, .. } => {
-                    if want_reply {
-                        let _ = conn.reply_global(false, None);
-                    }
-                }
+            Err(e) => {
+                self.log(format_args!("{peer}: tcpip-forward {address}:{port}: {e}"));
+                None
             }
         }
-        self.log(format_args!("{peer}: gone"));
+    }
+
+    /// The session child for `setup`: `exe -remote args...`, the args
+    /// from the exec string split in POSIX shell style (none for `shell`:
+    /// the child runs `$SHELL`), the environment the client's alone when
+    /// it sent any (as the reference), plus TERM with a pty. An exec
+    /// string that does not split is the error line to send the client,
+    /// whose command then ends with [`BAD_COMMAND_STATUS`].
+    pub(crate) fn session_command(
+        &self,
+        setup: &SessionSetup,
+        user: &str,
+    ) -> Result<Command, String> {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("-remote");
+        if self.debug {
+            cmd.arg("-d");
+        }
+        if let Some(raw) = &setup.command {
+            let words = quote::shlex_split(&String::from_utf8_lossy(raw))
+                .map_err(|e| format!("cpud: bad command string: {e}\n"))?;
+            cmd.args(words);
+        }
+        if !setup.env.is_empty() {
+            cmd.env_clear();
+            for (k, v) in &setup.env {
+                cmd.env(k, String::from_utf8_lossy(v).as_ref());
+            }
+        }
+        cmd.env_remove(ACCOUNT_ENV);
+        if self.accounts {
+            cmd.env(ACCOUNT_ENV, user);
+        }
+        if self.debug {
+            let runs_as = if self.accounts {
+                user
+            } else {
+                "cpud's own user"
+            };
+            eprintln!(
+                "cpud: session for {user:?}, running as {runs_as}: {:?}",
+                cmd.get_args().collect::<Vec<_>>()
+            );
+        }
+        Ok(cmd)
+    }
+
+    /// Logs how a session ended.
+    pub(crate) fn session_ended(&self, user: &str, status: Option<std::process::ExitStatus>) {
+        self.log(format_args!("session for {user:?} ended: {status:?}"));
     }
 }
 
-/// Runs one session as `exe -remote args...`: the args come from the
-/// exec string split in POSIX shell style (none for `shell`: the child
-/// runs `$SHELL`), the environment is the client's alone when it sent
-/// any (as the reference), plus TERM with a pty.
-fn session_child(ch: Channel, exe: &str, debug: bool, accounts: bool, user: &str) {
-    let Some(setup) = session::read_setup(&ch) else {
-        return;
-    };
-    let mut cmd = Command::new(exe);
-    cmd.arg("-remote");
-    if debug {
-        cmd.arg("-d");
-    }
-    if let Some(raw) = &setup.command {
-        match quote::shlex_split(&String::from_utf8_lossy(raw)) {
-            Ok(words) => {
-                cmd.args(words);
-            }
-            Err(e) => {
-                let _ = ch.write_stderr(format!("cpud: bad command string: {e}\n").as_bytes());
-                // 2, a usage error, as a shell would give.
-                let _ = ch.request(&proto_ssh::channel::ChannelRequest::ExitStatus(2), false);
-                let _ = ch.send_eof();
-                let _ = ch.close();
-                return;
-            }
-        }
-    }
-    if !setup.env.is_empty() {
-        cmd.env_clear();
-        for (k, v) in &setup.env {
-            cmd.env(k, String::from_utf8_lossy(v).as_ref());
-        }
-    }
-    cmd.env_remove(ACCOUNT_ENV);
-    if accounts {
-        cmd.env(ACCOUNT_ENV, user);
-    }
-    if debug {
-        let runs_as = if accounts { user } else { "cpud's own user" };
-        eprintln!(
-            "cpud: session for {user:?}, running as {runs_as}: {:?}",
-            cmd.get_args().collect::<Vec<_>>()
-        );
-    }
-    let status = session::run(&ch, cmd, setup.pty);
-    if debug {
-        eprintln!("cpud: session for {user:?} ended: {status:?}");
-    }
-}
+/// The exit status of a command whose exec string does not split: 2, a
+/// usage error, as a shell would give.
+pub(crate) const BAD_COMMAND_STATUS: u32 = 2;
 
 /// The program to start for sessions: this very executable.
 pub fn self_exe() -> String {

@@ -43,7 +43,14 @@ impl<T, F: FnMut(&str)> Tap<T, F> {
         }
     }
 
-    fn see(&mut self, data: &[u8]) {
+    /// The stream tapped, for the async adapters of `crate::rt`.
+    #[allow(dead_code)] // only the smol runtime's adapters use it
+    pub(crate) fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+
+    /// Takes in bytes that crossed, reporting each whole frame.
+    pub(crate) fn see(&mut self, data: &[u8]) {
         if self.lost {
             return;
         }

@@ -27,5 +27,6 @@ pub mod netif;
 pub mod passphrase;
 pub mod quote;
 pub mod remote;
+pub mod rt;
 pub mod ssh_config;
 pub mod tty;

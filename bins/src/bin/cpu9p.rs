@@ -11,7 +11,7 @@ use std::sync::Arc;
 use cpu_bins::goflags::{self, Flag, FlagError};
 use proto_9p::server::ServerConfig;
 use runtime_std::export::{ExportOptions, LocalExport};
-use runtime_std::p9server::{serve_tcp, ServeConfig};
+use runtime_std::p9server::ServeConfig;
 
 const FLAGS: &[Flag] = &[
     Flag {
@@ -103,5 +103,6 @@ fn run(args: &[String]) -> Result<(), Failure> {
         session: ServerConfig { max_msize: msize },
         ..ServeConfig::default()
     };
-    serve_tcp(Arc::new(export), listener, config).map_err(|e| Failure::Run(format!("accept: {e}")))
+    cpu_bins::rt::serve_9p_tcp(Arc::new(export), listener, config)
+        .map_err(|e| Failure::Run(format!("accept: {e}")))
 }

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
+use crate::rt::{CallError, MuxClient, Pending};
 use bytes::Bytes;
 use fuser::{
     AccessFlags, Config, Errno as FErrno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -37,7 +38,6 @@ use fuser::{
 use proto_9p::consts::{getattr, open_flags as dotl, setattr, NOFID};
 use proto_9p::messages::*;
 use proto_9p::{Dirent, Errno};
-use runtime_std::p9client::{CallError, MuxClient, Pending};
 
 mod convert;
 mod tables;
@@ -108,9 +108,7 @@ pub fn serve(
     // hang the session setup. Cleared once the session is up, as reads
     // then legitimately wait (a fifo, a slow disk on the client).
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let reader = stream.try_clone()?;
-    let writer = stream.try_clone()?;
-    let client = MuxClient::connect(reader, writer, MSIZE, MAX_IN_FLIGHT).map_err(call_to_io)?;
+    let client = crate::rt::mux_client(&stream, MSIZE, MAX_IN_FLIGHT).map_err(call_to_io)?;
     // Fid numbers are the bridge's own from here on; the root is 0.
     let root = 0;
     let reply = client

@@ -11,10 +11,10 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::rt::CallError;
 use fuser::{FileHandle, INodeNo};
 use proto_9p::consts::NOFID;
 use proto_9p::Errno;
-use runtime_std::p9client::CallError;
 
 /// An inode the kernel knows: its fid and how many lookups it holds.
 #[derive(Debug)]

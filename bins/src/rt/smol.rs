@@ -1,0 +1,272 @@
+//! runtime-smol: cpud's connections and sessions are tasks on smol's
+//! executor, sockets and pipes are `Async`; only what has no async form
+//! waits on a thread (sigwait, stdin, a child's exit, FUSE's workers).
+
+use std::io;
+use std::net::{TcpListener, TcpStream};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread;
+
+use async_io::Async;
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
+use nix::sys::signal::SigSet;
+use proto_ssh::channel::{ChannelRequest, GlobalRequest};
+use proto_ssh::connection::ClientConfig;
+use runtime_smol::p9server;
+use runtime_smol::ssh::{
+    attach_stdio, session, Channel, ExitStatus, Incoming, PendingChannel, RemoteForward,
+    SshConnection,
+};
+use runtime_std::export::LocalExport;
+use runtime_std::p9server::ServeConfig;
+
+use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
+use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
+use crate::dbg9p::Tap;
+use crate::net::{Listener, Stream};
+
+pub use runtime_smol::p9client::{MuxClient, Pending};
+
+/// The runtime's name, for logs and benchmarks.
+pub const NAME: &str = "smol";
+
+/// Serves every connection `listener` accepts, a task each.
+pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
+    let listener = Async::new(listener)?;
+    smol::block_on(async {
+        loop {
+            let (stream, peer) = match listener.read_with(|l| l.accept()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    d.log(format_args!("accept: {e}"));
+                    continue;
+                }
+            };
+            match Async::new(stream) {
+                Ok(stream) => smol::spawn(connection(d.clone(), stream, peer)).detach(),
+                Err(e) => d.log(format_args!("{peer}: {e}")),
+            }
+        }
+    })
+}
+
+async fn connection(d: Arc<Daemon>, stream: Async<Stream>, peer: String) {
+    let conn = match SshConnection::server(stream, d.server_config()) {
+        Ok(c) => c,
+        Err(e) => {
+            d.log(format_args!("{peer}: {e}"));
+            return;
+        }
+    };
+    d.log(format_args!("{peer}: connected"));
+    let mut forwards = Vec::new();
+    while let Some(inc) = conn.accept().await {
+        match inc {
+            Incoming::Channel(p) => {
+                if !Daemon::serves(&p.kind) {
+                    let _ = p.reject(1, "only sessions are served");
+                    continue;
+                }
+                let Ok(ch) = p.accept() else { continue };
+                let (user, guard) = (conn.user().unwrap_or_default(), d.session_started());
+                smol::spawn(session_child(d.clone(), ch, user, guard)).detach();
+            }
+            Incoming::Global {
+                request: GlobalRequest::TcpipForward { address, port },
+                want_reply,
+            } => {
+                let f = RemoteForward::start(&conn, &address, port);
+                let bound = d.forwarded(
+                    &peer,
+                    &address,
+                    port,
+                    f.as_ref().map(RemoteForward::port).map_err(clone_err),
+                );
+                forwards.extend(f.ok());
+                if want_reply {
+                    let _ = conn.reply_global(bound.is_some(), bound);
+                }
+            }
+            Incoming::Global { want_reply, .. } => {
+                if want_reply {
+                    let _ = conn.reply_global(false, None);
+                }
+            }
+        }
+    }
+    d.log(format_args!("{peer}: gone"));
+}
+
+fn clone_err(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Runs one session as the daemon's session child.
+async fn session_child(d: Arc<Daemon>, ch: Channel, user: String, _guard: SessionGuard) {
+    let Some(setup) = session::read_setup(&ch).await else {
+        return;
+    };
+    match d.session_command(&setup, &user) {
+        Ok(cmd) => {
+            let status = session::run(&ch, cmd, setup.pty).await;
+            d.session_ended(&user, status);
+        }
+        Err(line) => {
+            let _ = ch.write_stderr(line.as_bytes()).await;
+            let exit = ChannelRequest::ExitStatus(BAD_COMMAND_STATUS);
+            let _ = ch.request(&exit, false).await;
+            let _ = ch.send_eof();
+            let _ = ch.close();
+        }
+    }
+}
+
+/// cpu's session: log in, offer 9P, start the command, carry its I/O
+/// and signals, and return how it ended.
+pub fn run_client(
+    stream: Stream,
+    config: ClientConfig,
+    plan: &Arc<Plan>,
+    signals: SigSet,
+) -> Result<Option<ExitStatus>, Failure> {
+    let stream = Async::new(stream).map_err(|e| step_failed("socket", e))?;
+    smol::block_on(async {
+        let login = SshConnection::client(stream, config).await;
+        let conn = plan.logged_in(login, SshConnection::algorithms)?;
+        let mut port9p = None;
+        if plan.ninep.is_some() {
+            for req in Plan::forward_requests() {
+                port9p = Plan::forward_reply(conn.global_request(&req).await)?;
+                if port9p.is_some() {
+                    break;
+                }
+            }
+            if port9p.is_none() {
+                return Err(Plan::no_forward());
+            }
+            let (conn, plan) = (conn.clone(), plan.clone());
+            smol::spawn(async move {
+                while let Some(inc) = conn.accept().await {
+                    let Incoming::Channel(p) = inc else { continue };
+                    smol::spawn(serve_9p(p, plan.clone())).detach();
+                }
+            })
+            .detach();
+        }
+        let ch = conn
+            .open_session()
+            .await
+            .map_err(|e| step_failed("opening a session", e))?;
+        for req in plan.setup_requests() {
+            ch.request(&req, false)
+                .await
+                .map_err(|e| step_failed("session setup", e))?;
+        }
+        let exec = plan.exec_request(port9p);
+        let raw = plan.started(ch.request(&exec, true).await)?;
+        {
+            // sigwait has no async form: a thread waits, the request is
+            // sent through the connection's task.
+            let ch = ch.clone();
+            thread::spawn(move || forward_signals(&signals, &ch));
+        }
+        let status = attach_stdio(&ch).await;
+        drop(raw);
+        conn.disconnect("done");
+        Ok(status)
+    })
+}
+
+/// Serves 9P on a channel the server opened, once it shows our nonce.
+async fn serve_9p(p: PendingChannel, plan: Arc<Plan>) {
+    let Some((export, _)) = &plan.ninep else {
+        return;
+    };
+    if !Plan::is_9p_channel(&p.kind) {
+        let _ = p.reject(1, "only the 9P forward is served");
+        return;
+    }
+    let Ok(ch) = p.accept() else { return };
+    let mut got = [0u8; NONCE_LEN];
+    if ch.reader().read_exact(&mut got).await.is_ok() && plan.nonce_ok(&got) {
+        let (export, config) = (export.clone(), ServeConfig::default());
+        let r = if plan.dbg9p {
+            let report = |l: &str| crate::log::line(format_args!("9p {l}"));
+            let reader = Tap::new(ch.reader(), "<-", report);
+            let writer = Tap::new(ch.writer(), "->", report);
+            p9server::serve(export, reader, writer, config).await
+        } else {
+            p9server::serve(export, ch.reader(), ch.writer(), config).await
+        };
+        plan.served_9p(r);
+        let _ = ch.send_eof();
+    }
+    let _ = ch.close();
+}
+
+/// Passes the blocked signals on as requests until the channel goes.
+fn forward_signals(set: &SigSet, ch: &Channel) {
+    while let Ok(sig) = set.wait() {
+        if let Some(req) = client::signal_request(sig) {
+            if smol::block_on(ch.request(&req, false)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `cpu9p`: one 9P session per connection, a task each.
+pub fn serve_9p_tcp(
+    export: Arc<LocalExport>,
+    listener: TcpListener,
+    config: ServeConfig,
+) -> io::Result<()> {
+    smol::block_on(p9server::serve_tcp(export, Async::new(listener)?, config))
+}
+
+/// The FUSE bridge's 9P client over `stream`. Its answers are read by a
+/// task; FUSE's worker threads wait for them.
+pub fn mux_client(
+    stream: &TcpStream,
+    msize: u32,
+    max_in_flight: usize,
+) -> Result<MuxClient, super::CallError> {
+    let stream = Arc::new(Async::new(stream.try_clone()?)?);
+    MuxClient::connect(stream.clone(), stream, msize, max_in_flight)
+}
+
+// The -dbg9p tap on async streams: the same frame tracing as on
+// blocking ones.
+impl<T: AsyncRead + Unpin, F: FnMut(&str) + Unpin> AsyncRead for Tap<T, F> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = std::task::ready!(Pin::new(this.inner_mut()).poll_read(cx, buf))?;
+        this.see(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<T: AsyncWrite + Unpin, F: FnMut(&str) + Unpin> AsyncWrite for Tap<T, F> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let n = std::task::ready!(Pin::new(this.inner_mut()).poll_write(cx, buf))?;
+        this.see(&buf[..n]);
+        Poll::Ready(Ok(n))
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().inner_mut()).poll_flush(cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(self.get_mut().inner_mut()).poll_close(cx)
+    }
+}

@@ -1,0 +1,226 @@
+//! runtime-std: a thread per connection, per session and per 9P service.
+
+use std::io::{self, Read};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::thread;
+
+use nix::sys::signal::SigSet;
+use proto_ssh::channel::{ChannelRequest, GlobalRequest};
+use proto_ssh::connection::ClientConfig;
+use runtime_std::export::LocalExport;
+use runtime_std::p9server::{self, ServeConfig};
+use runtime_std::ssh::{
+    attach_stdio, session, Channel, ExitStatus, Incoming, PendingChannel, RemoteForward,
+    SshConnection,
+};
+
+use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
+use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
+use crate::dbg9p::Tap;
+use crate::net::{Listener, Stream};
+
+pub use runtime_std::p9client::{MuxClient, Pending};
+
+/// The runtime's name, for logs and benchmarks.
+pub const NAME: &str = "std";
+
+/// Serves every connection `listener` accepts, one thread each.
+pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                d.log(format_args!("accept: {e}"));
+                continue;
+            }
+        };
+        let d = d.clone();
+        thread::spawn(move || connection(&d, stream, &peer));
+    }
+}
+
+fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
+    let conn = match SshConnection::server(stream, d.server_config()) {
+        Ok(c) => c,
+        Err(e) => {
+            d.log(format_args!("{peer}: {e}"));
+            return;
+        }
+    };
+    d.log(format_args!("{peer}: connected"));
+    let mut forwards = Vec::new();
+    while let Some(inc) = conn.accept() {
+        match inc {
+            Incoming::Channel(p) => {
+                if !Daemon::serves(&p.kind) {
+                    let _ = p.reject(1, "only sessions are served");
+                    continue;
+                }
+                let Ok(ch) = p.accept() else { continue };
+                let (d, user, guard) = (
+                    d.clone(),
+                    conn.user().unwrap_or_default(),
+                    d.session_started(),
+                );
+                thread::spawn(move || session_child(&d, &ch, &user, guard));
+            }
+            Incoming::Global {
+                request: GlobalRequest::TcpipForward { address, port },
+                want_reply,
+            } => {
+                let f = RemoteForward::start(&conn, &address, port);
+                let bound = d.forwarded(
+                    peer,
+                    &address,
+                    port,
+                    f.as_ref().map(RemoteForward::port).map_err(clone_err),
+                );
+                forwards.extend(f.ok());
+                if want_reply {
+                    let _ = conn.reply_global(bound.is_some(), bound);
+                }
+            }
+            Incoming::Global { want_reply, .. } => {
+                if want_reply {
+                    let _ = conn.reply_global(false, None);
+                }
+            }
+        }
+    }
+    d.log(format_args!("{peer}: gone"));
+}
+
+fn clone_err(e: &io::Error) -> io::Error {
+    io::Error::new(e.kind(), e.to_string())
+}
+
+/// Runs one session as the daemon's session child.
+fn session_child(d: &Daemon, ch: &Channel, user: &str, _guard: SessionGuard) {
+    let Some(setup) = session::read_setup(ch) else {
+        return;
+    };
+    match d.session_command(&setup, user) {
+        Ok(cmd) => {
+            let status = session::run(ch, cmd, setup.pty);
+            d.session_ended(user, status);
+        }
+        Err(line) => {
+            let _ = ch.write_stderr(line.as_bytes());
+            let _ = ch.request(&ChannelRequest::ExitStatus(BAD_COMMAND_STATUS), false);
+            let _ = ch.send_eof();
+            let _ = ch.close();
+        }
+    }
+}
+
+/// cpu's session: log in, offer 9P, start the command, carry its I/O
+/// and signals, and return how it ended.
+pub fn run_client(
+    stream: Stream,
+    config: ClientConfig,
+    plan: &Arc<Plan>,
+    signals: SigSet,
+) -> Result<Option<ExitStatus>, Failure> {
+    let conn = plan.logged_in(
+        SshConnection::client(stream, config),
+        SshConnection::algorithms,
+    )?;
+    let mut port9p = None;
+    if plan.ninep.is_some() {
+        for req in Plan::forward_requests() {
+            port9p = Plan::forward_reply(conn.global_request(&req))?;
+            if port9p.is_some() {
+                break;
+            }
+        }
+        if port9p.is_none() {
+            return Err(Plan::no_forward());
+        }
+        let (conn, plan) = (conn.clone(), plan.clone());
+        thread::spawn(move || {
+            while let Some(inc) = conn.accept() {
+                let Incoming::Channel(p) = inc else { continue };
+                let plan = plan.clone();
+                thread::spawn(move || serve_9p(p, &plan));
+            }
+        });
+    }
+    let ch = conn
+        .open_session()
+        .map_err(|e| step_failed("opening a session", e))?;
+    for req in plan.setup_requests() {
+        ch.request(&req, false)
+            .map_err(|e| step_failed("session setup", e))?;
+    }
+    let raw = plan.started(ch.request(&plan.exec_request(port9p), true))?;
+    {
+        let ch = ch.clone();
+        thread::spawn(move || forward_signals(&signals, &ch));
+    }
+    let status = attach_stdio(&ch);
+    drop(raw);
+    conn.disconnect("done");
+    Ok(status)
+}
+
+/// Serves 9P on a channel the server opened, once it shows our nonce.
+fn serve_9p(p: PendingChannel, plan: &Plan) {
+    let Some((export, _)) = &plan.ninep else {
+        return;
+    };
+    if !Plan::is_9p_channel(&p.kind) {
+        let _ = p.reject(1, "only the 9P forward is served");
+        return;
+    }
+    let Ok(ch) = p.accept() else { return };
+    let mut got = [0u8; NONCE_LEN];
+    if ch.reader().read_exact(&mut got).is_ok() && plan.nonce_ok(&got) {
+        let (export, config) = (export.clone(), ServeConfig::default());
+        let r = if plan.dbg9p {
+            let report = |l: &str| crate::log::line(format_args!("9p {l}"));
+            let reader = Tap::new(ch.reader(), "<-", report);
+            let writer = Tap::new(ch.writer(), "->", report);
+            p9server::serve(export, reader, writer, config)
+        } else {
+            p9server::serve(export, ch.reader(), ch.writer(), config)
+        };
+        plan.served_9p(r);
+        let _ = ch.send_eof();
+    }
+    let _ = ch.close();
+}
+
+/// Passes the blocked signals on as requests until the channel goes.
+fn forward_signals(set: &SigSet, ch: &Channel) {
+    while let Ok(sig) = set.wait() {
+        if let Some(req) = client::signal_request(sig) {
+            if ch.request(&req, false).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// `cpu9p`: one 9P session per connection, a thread each.
+pub fn serve_9p_tcp(
+    export: Arc<LocalExport>,
+    listener: TcpListener,
+    config: ServeConfig,
+) -> io::Result<()> {
+    p9server::serve_tcp(export, listener, config)
+}
+
+/// The FUSE bridge's 9P client over `stream`.
+pub fn mux_client(
+    stream: &TcpStream,
+    msize: u32,
+    max_in_flight: usize,
+) -> Result<MuxClient, super::CallError> {
+    MuxClient::connect(
+        stream.try_clone()?,
+        stream.try_clone()?,
+        msize,
+        max_in_flight,
+    )
+}
