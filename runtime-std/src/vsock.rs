@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::sys::socket::{
@@ -74,6 +74,12 @@ impl VsockListener {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let peer: VsockAddr = getpeername(fd.as_raw_fd())?;
         Ok((VsockStream::from_fd(fd), (peer.cid(), peer.port())))
+    }
+}
+
+impl AsFd for VsockListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 }
 
