@@ -1,6 +1,8 @@
 //! Blocking 9P2000.L clients driving the sans-IO [`ClientSession`]:
 //! [`Client`], owned by one thread, and [`MuxClient`], shared by many
 //! threads with several requests in flight over one connection.
+//! [`shared`] is the part of [`MuxClient`] every runtime uses; this
+//! module adds its blocking transport.
 //!
 //! [`ClientSession`]: proto_9p::client::ClientSession
 
@@ -12,9 +14,10 @@ use proto_9p::Errno;
 
 mod mux;
 mod serial;
+pub mod shared;
 
-pub use mux::{MuxClient, Pending};
 pub use serial::Client;
+pub use shared::{MuxClient, Pending};
 
 /// Why a client call failed.
 #[derive(Debug)]

@@ -10,21 +10,24 @@
 //! The pool grows while every worker is busy, up to a limit, so a few
 //! blocked reads (a fifo, a slow disk) cannot starve the connection.
 
-use std::collections::VecDeque;
+pub mod state;
+
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
 use std::thread;
 
-use bytes::{Buf, Bytes};
-use proto_9p::server::{execute, Event, Filesystem, Request, ServerConfig, ServerSession};
+use proto_9p::server::{execute, Filesystem, ServerConfig};
+
+use self::state::{Core, Outgoing, MAX_SLICES};
 
 /// Tuning of a served connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ServeConfig {
     /// Session limits (msize).
     pub session: ServerConfig,
-    /// Workers started at once.
+    /// Workers started at once (threads of the blocking runtime; the
+    /// smol runtime's blocking pool keeps threads of its own).
     pub min_workers: usize,
     /// Workers at most.
     pub max_workers: usize,
@@ -46,21 +49,9 @@ impl Default for ServeConfig {
     }
 }
 
-struct State<F> {
-    session: ServerSession<F>,
-    jobs: VecDeque<Request<F>>,
-    idle_workers: usize,
-    workers: usize,
-    /// The reader waits for in-flight requests or output to shrink.
-    reader_waiting: bool,
-    /// The connection is over: workers drain the queue and leave.
-    closed: bool,
-}
-
 struct Shared<B: Filesystem, W> {
     fs: Arc<B>,
-    config: ServeConfig,
-    state: Mutex<State<B::Fid>>,
+    state: Mutex<Core<B::Fid>>,
     writer: Mutex<W>,
     /// Workers wait here for jobs.
     work: Condvar,
@@ -81,7 +72,7 @@ where
     B::Fid: Send + 'static,
     W: Write + Send + 'static,
 {
-    fn state(&self) -> MutexGuard<'_, State<B::Fid>> {
+    fn state(&self) -> MutexGuard<'_, Core<B::Fid>> {
         lock(&self.state)
     }
 
@@ -95,30 +86,25 @@ where
             Err(TryLockError::Poisoned(p)) => p.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        let mut chunks = VecDeque::new();
+        let mut out = Outgoing::default();
         loop {
             {
                 let mut st = self.state();
-                while let Some(c) = st.session.poll_transmit_chunk() {
-                    chunks.push_back(c);
-                }
-                if chunks.is_empty() {
+                let reader_waiting = st.take_output(&mut out);
+                if out.is_empty() {
                     // Released under the state lock: see above.
                     drop(writer);
                     return;
                 }
-                if st.reader_waiting {
+                if reader_waiting {
                     self.room.notify_one();
                 }
             }
-            if let Err(_gone) = write_chunks(&mut *writer, &mut chunks) {
+            if let Err(_gone) = write_chunks(&mut *writer, &mut out) {
                 // The peer is gone; the reader sees it too.
-                let mut st = self.state();
-                st.closed = true;
-                drop(st);
+                self.state().broken();
                 self.work.notify_all();
                 self.room.notify_all();
-                while let Some(_c) = self.state().session.poll_transmit_chunk() {}
                 return;
             }
         }
@@ -126,32 +112,12 @@ where
 }
 
 /// Writes every chunk with as few system calls as possible.
-fn write_chunks<W: Write>(w: &mut W, chunks: &mut VecDeque<Bytes>) -> io::Result<()> {
-    while !chunks.is_empty() {
-        let mut slices = [IoSlice::new(&[]); 64];
-        let mut used = 0;
-        for (slot, chunk) in slices.iter_mut().zip(chunks.iter()) {
-            *slot = IoSlice::new(chunk);
-            used += 1;
-        }
-        let mut n = match w.write_vectored(&slices[..used]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        while n > 0 {
-            let Some(front) = chunks.front_mut() else {
-                break;
-            };
-            if n >= front.len() {
-                n -= front.len();
-                chunks.pop_front();
-            } else {
-                front.advance(n);
-                n = 0;
-            }
-        }
+fn write_chunks<W: Write>(w: &mut W, out: &mut Outgoing) -> io::Result<()> {
+    while !out.is_empty() {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let used = out.slices(&mut slots);
+        let result = w.write_vectored(&slots[..used]);
+        out.wrote(result)?;
     }
     w.flush()
 }
@@ -169,15 +135,7 @@ where
 {
     let shared = Arc::new(Shared {
         fs,
-        config,
-        state: Mutex::new(State {
-            session: ServerSession::new(config.session),
-            jobs: VecDeque::new(),
-            idle_workers: 0,
-            workers: 0,
-            reader_waiting: false,
-            closed: false,
-        }),
+        state: Mutex::new(Core::new(config)),
         writer: Mutex::new(writer),
         work: Condvar::new(),
         room: Condvar::new(),
@@ -186,7 +144,7 @@ where
         spawn_worker(&shared)?;
     }
     let result = read_loop(&shared, reader);
-    shared.state().closed = true;
+    shared.state().close();
     shared.work.notify_all();
     result
 }
@@ -211,14 +169,11 @@ where
             Err(e) => return Err(e),
         };
         let mut st = shared.state();
-        if st.closed {
+        if st.is_closed() {
             return Ok(());
         }
-        st.session
-            .handle_input(&buf[..n])
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let new_jobs = queue_requests(&mut st);
-        let spawn = st.jobs.len() > st.idle_workers && st.workers < shared.config.max_workers;
+        let new_jobs = st.input(&buf[..n])?;
+        let spawn = st.want_worker();
         drop(st);
         for _ in 0..new_jobs {
             shared.work.notify_one();
@@ -228,33 +183,13 @@ where
         }
         // Errors, Rversion and Rflush are answered without the backend.
         shared.flush();
-        // Backpressure: a client that pipelines without reading replies
-        // gets no more of our memory than these limits.
         let mut st = shared.state();
-        while !st.closed
-            && (st.session.in_flight() >= shared.config.max_in_flight
-                || st.session.pending_output() >= shared.config.max_pending_output)
-        {
-            st.reader_waiting = true;
+        while st.must_wait() {
+            st.set_reader_waiting(true);
             st = shared.room.wait(st).unwrap_or_else(|p| p.into_inner());
-            st.reader_waiting = false;
+            st.set_reader_waiting(false);
         }
     }
-}
-
-/// Moves new requests to the job queue; returns how many.
-fn queue_requests<F: Clone>(st: &mut State<F>) -> usize {
-    let mut n = 0;
-    while let Some(ev) = st.session.poll_event() {
-        // Event::Flush is not acted on: blocking syscalls cannot be
-        // interrupted from here, so the operation finishes and the session
-        // sends the Rflush after its reply.
-        if let Event::Request(r) = ev {
-            st.jobs.push_back(r);
-            n += 1;
-        }
-    }
-    n
 }
 
 fn spawn_worker<B, W>(shared: &Arc<Shared<B, W>>) -> io::Result<()>
@@ -263,13 +198,13 @@ where
     B::Fid: Send + 'static,
     W: Write + Send + 'static,
 {
-    shared.state().workers += 1;
+    shared.state().start_worker();
     let s = shared.clone();
     let spawned = thread::Builder::new()
         .name("9p-worker".into())
         .spawn(move || worker_loop(&s));
     if let Err(e) = spawned {
-        shared.state().workers -= 1;
+        shared.state().stop_worker();
         return Err(e);
     }
     Ok(())
@@ -283,28 +218,22 @@ where
 {
     let mut st = shared.state();
     loop {
-        let Some(req) = st.jobs.pop_front() else {
-            if st.closed {
+        let Some(req) = st.next_job() else {
+            if st.is_closed() {
                 break;
             }
-            st.idle_workers += 1;
             st = shared.work.wait(st).unwrap_or_else(|p| p.into_inner());
-            st.idle_workers -= 1;
             continue;
         };
         drop(st);
         let result = execute(&*shared.fs, req.op);
-        {
-            let mut st = shared.state();
-            st.session.complete(req.id, result);
-            if st.reader_waiting {
-                shared.room.notify_one();
-            }
+        if shared.state().job_done(req.id, result) {
+            shared.room.notify_one();
         }
         shared.flush();
         st = shared.state();
     }
-    st.workers -= 1;
+    st.stop_worker();
 }
 
 /// Serves every connection of `listener` on its own threads, forever.

@@ -1,0 +1,102 @@
+//! The 9P client that many threads share, read by a smol task.
+//!
+//! Everything but the transport is `runtime_std::p9client`'s shared
+//! client (tags, the in-flight bound, failures, answers; see
+//! `runtime_std::p9client::shared`): [`MuxClient`] derefs to it, so the
+//! calls (`start`, [`Pending::wait`], `call`, `read`, `write`, `lopen`,
+//! `getattr`, `clunk`, `msize`, `iounit`, `is_failed`) are the same.
+//! Here the reading side is a task on smol's global executor, which runs
+//! its own thread, so the caller drives no executor.
+//!
+//! The callers are blocking threads (FUSE workers): each writes its own
+//! frame with `async_io::block_on` on the async writer, and
+//! [`Pending::wait`] blocks. Do not call them from an async task.
+//!
+//! The reader task ends when the stream's read side does (EOF or error),
+//! so whoever owns the stream should shut it down when done with the
+//! client.
+
+use std::ops::Deref;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use runtime_std::p9client::shared::{self, version_input, version_request, Dispatch, READ_BUF};
+
+pub use runtime_std::p9client::{CallError, Pending};
+
+/// A 9P2000.L client for many threads; see the module documentation.
+#[derive(Debug)]
+pub struct MuxClient(shared::MuxClient);
+
+impl Deref for MuxClient {
+    type Target = shared::MuxClient;
+
+    fn deref(&self) -> &shared::MuxClient {
+        &self.0
+    }
+}
+
+impl MuxClient {
+    /// Negotiates the version (at most `msize`) over `reader`/`writer`,
+    /// the two directions of one stream, then starts the reader task. At
+    /// most `max_in_flight` requests (1 to 65535) are out at once.
+    ///
+    /// For a socket, give each direction its own handle: e.g.
+    /// `Async::new(stream.try_clone()?)` for one of them, or the halves
+    /// of `futures_lite::io::split`. Blocks; see [`MuxClient::connect_async`].
+    pub fn connect<R, W>(
+        reader: R,
+        writer: W,
+        msize: u32,
+        max_in_flight: usize,
+    ) -> Result<Self, CallError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        async_io::block_on(Self::connect_async(reader, writer, msize, max_in_flight))
+    }
+
+    /// [`MuxClient::connect`], awaited instead of blocking.
+    pub async fn connect_async<R, W>(
+        mut reader: R,
+        mut writer: W,
+        msize: u32,
+        max_in_flight: usize,
+    ) -> Result<Self, CallError>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (mut session, out) = version_request(msize);
+        writer.write_all(&out).await?;
+        writer.flush().await?;
+        let mut buf = vec![0; READ_BUF];
+        loop {
+            let n = reader.read(&mut buf).await?;
+            if version_input(&mut session, &buf[..n])?.is_some() {
+                break;
+            }
+        }
+        // Callers are blocking threads: each waits for its own write.
+        let send = Box::new(move |frame: &[u8]| {
+            async_io::block_on(async {
+                writer.write_all(frame).await?;
+                writer.flush().await
+            })
+        });
+        let (client, dispatch) = shared::MuxClient::from_session(session, max_in_flight, send);
+        smol::spawn(read_loop(dispatch, reader, buf)).detach();
+        Ok(Self(client))
+    }
+}
+
+/// The reader task: feeds the answers in until the stream ends or the
+/// session fails.
+async fn read_loop(dispatch: Dispatch, mut reader: impl AsyncRead + Unpin, mut buf: Vec<u8>) {
+    loop {
+        let read = reader.read(&mut buf).await;
+        if dispatch.input(read, &buf).is_break() {
+            return;
+        }
+    }
+}
