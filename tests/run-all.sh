@@ -105,6 +105,10 @@ step() {
 	return "$rc"
 }
 
+# RUNTIMES: the runtimes whose builds the cpu/cpud matrix runs (default
+# both: std, the default build, and smol, built with --features runtime-smol).
+RUNTIMES=${RUNTIMES:-std smol}
+runtime_on() { case " $RUNTIMES " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 ssh_interop_on() { [ "${CPU_RS_SSH_INTEROP:-1}" != 0 ]; }
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -171,29 +175,25 @@ if [ "$FAILED" = 0 ]; then
 
 	wanted fmt && step fmt 300 cargo fmt --all -- --check
 	wanted clippy && step clippy 1800 cargo clippy --workspace --all-targets -- -D warnings
+	# The smol build's own code (bins/src/rt/smol.rs) is only seen with
+	# its feature.
+	wanted clippy && runtime_on smol && step clippy-smol 1800 cargo clippy -p cpu-bins --all-targets --features runtime-smol -- -D warnings
 	wanted test && step test 1800 cargo test --workspace
+	TGT=${CARGO_TARGET_DIR:-$REPO/target}
+	BINS="--bin cpu9p --bin cpud --bin cpu --bin decpu --bin decpud"
 	if [ "$SERVER" = ours ]; then
-		export CPU9P=${CARGO_TARGET_DIR:-$REPO/target}/release/cpu9p
+		export CPU9P=$TGT/release/cpu9p
+		# The smol build first, its binaries set aside in $TGT/smol: the
+		# default (std) build then leaves its own in $TGT/release.
+		if runtime_on smol && { wanted build || [ ! -x "$TGT/smol/cpud" ]; }; then
+			step build-smol 1800 sh -c "cargo build --release -p cpu-bins --features runtime-smol $BINS &&
+				mkdir -p '$TGT/smol' && for b in cpu9p cpud cpu decpu decpud; do cp '$TGT/release/'\$b '$TGT/smol/'; done" ||
+				RUNTIMES=std
+		fi
 		if wanted build || [ ! -x "$CPU9P" ]; then
-			step build 1800 cargo build --release -p cpu-bins --bin cpu9p --bin cpud --bin cpu --bin decpu --bin decpud ||
+			step build 1800 cargo build --release -p cpu-bins $BINS ||
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
-	fi
-	if ssh_interop_on && { wanted build || { wanted ssh-interop &&
-		[ ! -x "${CARGO_TARGET_DIR:-$REPO/target}/release/examples/ssh_server" ]; }; }; then
-		step build-ssh 1800 cargo build --release -p runtime-std -p runtime-smol --examples
-	fi
-	for k in $KINDS; do
-		wanted clients && step "clients-$k" 300 tests/scripts/diod-clients.sh "$k"
-	done
-	for k in $KINDS; do
-		wanted workload && RESULTS_DIR=$RESULTS step "workload-$k" 1200 tests/scripts/guest-workload.sh "$k"
-	done
-	for k in $KINDS; do
-		wanted fstests && RESULTS_DIR=$RESULTS step "fstests-$k" 1800 tests/scripts/fs-suites.sh "$k"
-	done
-	if wanted diff && [ "$KINDS" = "ours diod" ]; then
-		step diff-diod-vs-ours 120 tests/scripts/differential.sh "$RESULTS" diod ours
 	fi
 	if wanted ssh-interop && ssh_interop_on; then
 		TGT=${CARGO_TARGET_DIR:-$REPO/target}
@@ -205,27 +205,36 @@ if [ "$FAILED" = 0 ]; then
 		OUR_SSHD=$TGT/release/examples/ssh_server_smol OUR_SSH=$TGT/release/examples/ssh_client_smol SSH_SETUP=0 \
 			step ssh-interop-smol 900 tests/scripts/ssh/interop.sh
 	fi
-	if wanted cpud && ssh_interop_on; then
-		CPUD=${CPUD:-${CARGO_TARGET_DIR:-$REPO/target}/release/cpud} step cpud 300 tests/scripts/cpud-openssh.sh
-	fi
-	if wanted cpu-local && ssh_interop_on; then
-		step cpu-local 300 tests/scripts/cpu-local.sh
-	fi
-	if wanted cpu-many; then
-		step cpu-many 600 tests/scripts/cpu-many.sh
-	fi
-	if wanted dnssd && ssh_interop_on; then
-		step dnssd 300 tests/scripts/dnssd.sh
-	fi
+	# The cpu/cpud end-to-end matrix, once per runtime: the steps of the
+	# smol build carry the suffix -smol.
+	for rt in $RUNTIMES; do
+		sfx=-$rt B=$TGT/$rt
+		[ "$rt" = std ] && sfx='' B=$TGT/release
+		export CPU_RS_RUNTIME=$rt CPU=$B/cpu CPUD=$B/cpud DECPU=$B/decpu DECPUD=$B/decpud
+		if wanted cpud && ssh_interop_on; then
+			step "cpud$sfx" 300 tests/scripts/cpud-openssh.sh
+		fi
+		if wanted cpu-local && ssh_interop_on; then
+			step "cpu-local$sfx" 300 tests/scripts/cpu-local.sh
+		fi
+		if wanted cpu-many; then
+			step "cpu-many$sfx" 600 tests/scripts/cpu-many.sh
+		fi
+		if wanted dnssd && ssh_interop_on; then
+			step "dnssd$sfx" 300 tests/scripts/dnssd.sh
+		fi
+		if wanted cpu-guest; then
+			step "cpu-guest$sfx" 900 tests/scripts/cpu-guest.sh
+		fi
+		if wanted cpu-arm64; then
+			step "cpu-arm64$sfx" 900 tests/scripts/cpu-arm64.sh
+		fi
+	done
+	unset CPU_RS_RUNTIME CPU CPUD DECPU DECPUD
 	if wanted packaging; then
 		step packaging 300 tests/scripts/packaging.sh
 	fi
-	if wanted cpu-guest; then
-		step cpu-guest 900 tests/scripts/cpu-guest.sh
-	fi
-	if wanted cpu-arm64; then
-		step cpu-arm64 900 tests/scripts/cpu-arm64.sh
-	fi
+
 fi
 
 say "summary ($(($(date +%s) - START)) s total, server under test: ${SERVER:-?})"

@@ -209,6 +209,32 @@ impl Write for Stream {
     }
 }
 
+// Through shared references too, as the sockets have them: what a
+// runtime that shares one socket between its reading and writing halves
+// (async-io) needs.
+impl Read for &Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).read(buf),
+            Stream::Unix(s) => (&*s).read(buf),
+            Stream::Vsock(s) => (&*s).read(buf),
+        }
+    }
+}
+
+impl Write for &Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => (&*s).write(buf),
+            Stream::Unix(s) => (&*s).write(buf),
+            Stream::Vsock(s) => (&*s).write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 // Descriptors, for runtimes that wait on them (async-io).
 impl AsFd for Stream {
     fn as_fd(&self) -> BorrowedFd<'_> {

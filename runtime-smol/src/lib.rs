@@ -10,4 +10,5 @@
 pub mod p9client;
 pub mod p9server;
 pub mod ssh;
+pub mod stream;
 pub mod vsock;

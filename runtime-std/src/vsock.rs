@@ -120,6 +120,11 @@ impl VsockStream {
     pub fn shutdown(&self) {
         let _ = shutdown(self.file.as_fd().as_raw_fd(), Shutdown::Both);
     }
+
+    /// Shuts the sending half down: the peer reads EOF.
+    pub fn shutdown_write(&self) {
+        let _ = shutdown(self.file.as_fd().as_raw_fd(), Shutdown::Write);
+    }
 }
 
 impl Read for VsockStream {

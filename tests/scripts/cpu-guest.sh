@@ -107,7 +107,7 @@ IMG_ROOT=$("$OPENSSH10" root 2>/dev/null || true)
 SCPU=$CPU
 MT=x86_64-unknown-linux-musl
 if rustup target list --installed 2>/dev/null | grep -qx "$MT"; then
-	if (cd "$REPO" && cargo build -q --release --target "$MT" -p cpu-bins --bin cpu) 2>"$W/musl.err"; then
+	if (cd "$REPO" && cargo build -q --release --target "$MT" -p cpu-bins $(runtime_features) --bin cpu) 2>"$W/musl.err"; then
 		SCPU=$REPO/target/$MT/release/cpu
 	else
 		fail "static cpu ($MT) does not build: $(grep -m 3 -A 3 '^error' "$W/musl.err")"

@@ -19,6 +19,7 @@ use runtime_smol::ssh::{
     attach_stdio, session, Channel, ExitStatus, Incoming, PendingChannel, RemoteForward,
     SshConnection,
 };
+use runtime_smol::stream::{HalfClose, SharedStream};
 use runtime_std::export::LocalExport;
 use runtime_std::p9server::ServeConfig;
 
@@ -44,7 +45,7 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
                     continue;
                 }
             };
-            match Async::new(stream) {
+            match SharedStream::new(stream) {
                 Ok(stream) => smol::spawn(connection(d.clone(), stream, peer)).detach(),
                 Err(e) => d.log(format_args!("{peer}: {e}")),
             }
@@ -52,7 +53,7 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
     })
 }
 
-async fn connection(d: Arc<Daemon>, stream: Async<Stream>, peer: String) {
+async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) {
     let conn = match SshConnection::server(stream, d.server_config()) {
         Ok(c) => c,
         Err(e) => {
@@ -131,7 +132,7 @@ pub fn run_client(
     plan: &Arc<Plan>,
     signals: SigSet,
 ) -> Result<Option<ExitStatus>, Failure> {
-    let stream = Async::new(stream).map_err(|e| step_failed("socket", e))?;
+    let stream = SharedStream::new(stream).map_err(|e| step_failed("socket", e))?;
     smol::block_on(async {
         let login = SshConnection::client(stream, config).await;
         let conn = plan.logged_in(login, SshConnection::algorithms)?;
@@ -233,8 +234,18 @@ pub fn mux_client(
     msize: u32,
     max_in_flight: usize,
 ) -> Result<MuxClient, super::CallError> {
-    let stream = Arc::new(Async::new(stream.try_clone()?)?);
+    let stream = SharedStream::new(stream.try_clone()?)?;
     MuxClient::connect(stream.clone(), stream, msize, max_in_flight)
+}
+
+impl HalfClose for Stream {
+    fn shutdown_write(&self) {
+        match self {
+            Stream::Tcp(s) => s.shutdown_write(),
+            Stream::Unix(s) => s.shutdown_write(),
+            Stream::Vsock(s) => s.shutdown_write(),
+        }
+    }
 }
 
 // The -dbg9p tap on async streams: the same frame tracing as on

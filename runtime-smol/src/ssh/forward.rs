@@ -2,32 +2,13 @@
 //! listener of a `tcpip-forward` on the server side.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::net::{SocketAddr, TcpListener};
 
 use async_io::Async;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use super::{Channel, ExitStatus, SshConnection, IO_BUF};
-
-/// A stream socket whose sending half can be shut alone: how the
-/// channel's EOF is passed on (async-io's `close` only flushes).
-pub trait HalfClose {
-    /// Shuts the sending half down; errors (already closed) are moot.
-    fn shutdown_write(&self);
-}
-
-impl HalfClose for TcpStream {
-    fn shutdown_write(&self) {
-        let _ = self.shutdown(Shutdown::Write);
-    }
-}
-
-impl HalfClose for UnixStream {
-    fn shutdown_write(&self) {
-        let _ = self.shutdown(Shutdown::Write);
-    }
-}
+use crate::stream::HalfClose;
 
 /// Copies `stream` to `channel` and back until both directions end; EOF
 /// on one side becomes EOF on the other. Returns when both are done,

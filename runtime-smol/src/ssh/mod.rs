@@ -36,7 +36,8 @@ use runtime_std::ssh::state::{self, ChanWake};
 pub use runtime_std::ssh::{signal_name, signal_number, ExitStatus, DEFAULT_LOGIN_TIMEOUT, IO_BUF};
 
 pub use self::channel::{Channel, ChannelReader, ChannelWriter};
-pub use self::forward::{attach_stdio, copy, send_then_eof, splice, HalfClose, RemoteForward};
+pub use self::forward::{attach_stdio, copy, send_then_eof, splice, RemoteForward};
+pub use crate::stream::HalfClose;
 
 /// A channel's waiters: one event per kind of wait.
 #[derive(Default)]

@@ -257,6 +257,17 @@ start_o10_sshd() {
 	return 1
 }
 
+# CPU_RS_RUNTIME (std or smol): the runtime of the binaries under test.
+# Binaries a script builds itself (static, cross) are built with the same
+# one: runtime_features gives the cargo flags for it.
+runtime_features() {
+	case ${CPU_RS_RUNTIME:-std} in
+	std) ;;
+	smol) echo "--features runtime-smol" ;;
+	*) echo "CPU_RS_RUNTIME must be std or smol" >&2; return 1 ;;
+	esac
+}
+
 # cpu_bins: CPU and CPUD (default target/release/{cpu,cpud}), absolute;
 # without both, print SKIP and exit 0.
 cpu_bins() {
