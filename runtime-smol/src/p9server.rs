@@ -121,18 +121,9 @@ where
     // As in the blocking server: one copy from here into the session.
     let mut buf = vec![0u8; READ_BUF];
     loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        {
-            let mut st = shared.state();
-            if st.is_closed() {
-                return Ok(());
-            }
-            st.input(&buf[..n])?;
+        let read = reader.read(&mut buf).await;
+        if shared.state().read_done(read, &buf)?.is_none() {
+            return Ok(());
         }
         shared.start_workers();
         // Errors, Rversion and Rflush are answered without the backend.

@@ -162,17 +162,11 @@ where
     // as much as the copy.)
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let read = reader.read(&mut buf);
         let mut st = shared.state();
-        if st.is_closed() {
+        let Some(new_jobs) = st.read_done(read, &buf)? else {
             return Ok(());
-        }
-        let new_jobs = st.input(&buf[..n])?;
+        };
         let spawn = st.want_worker();
         drop(st);
         for _ in 0..new_jobs {

@@ -49,23 +49,37 @@ impl<F: Clone> Core<F> {
         }
     }
 
-    /// Takes in bytes read from the peer and queues the requests they
-    /// complete; returns how many. A framing error ends the session.
-    pub fn input(&mut self, data: &[u8]) -> io::Result<usize> {
+    /// Takes one read of the peer's stream, whose bytes are `buf[..n]`,
+    /// and queues the requests they complete. Returns how many, or `None`
+    /// when the session is over: the end of the stream, or closed. An
+    /// interrupted read queues nothing; a framing error ends the session.
+    pub fn read_done(&mut self, read: io::Result<usize>, buf: &[u8]) -> io::Result<Option<usize>> {
+        let n = match read {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(0)),
+            Err(e) => return Err(e),
+        };
+        if self.closed {
+            return Ok(None);
+        }
+        let data = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past the buffer"))?;
         self.session
             .handle_input(data)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let mut n = 0;
+        let mut queued = 0;
         while let Some(ev) = self.session.poll_event() {
             // Event::Flush is not acted on: blocking syscalls cannot be
             // interrupted from here, so the operation finishes and the
             // session sends the Rflush after its reply.
             if let Event::Request(r) = ev {
                 self.jobs.push_back(r);
-                n += 1;
+                queued += 1;
             }
         }
-        Ok(n)
+        Ok(Some(queued))
     }
 
     /// Whether another worker should start: more jobs wait than workers
