@@ -107,10 +107,27 @@ where
         room: Event::new(),
     });
     smol::spawn(write_loop(Arc::clone(&shared), writer)).detach();
-    let result = read_loop(&shared, reader).await;
-    shared.state().close();
-    shared.output.notify(1);
-    result
+    // Closed however this future ends, dropped included, so that the
+    // writer task ends too once the last reply is out.
+    let _close = CloseOnDrop(Arc::clone(&shared));
+    read_loop(&shared, reader).await
+}
+
+/// Ends the session when the serving future is done.
+struct CloseOnDrop<B>(Arc<Shared<B>>)
+where
+    B: Filesystem + Send + Sync + 'static,
+    B::Fid: Send + 'static;
+
+impl<B> Drop for CloseOnDrop<B>
+where
+    B: Filesystem + Send + Sync + 'static,
+    B::Fid: Send + 'static,
+{
+    fn drop(&mut self) {
+        self.0.state().close();
+        self.0.output.notify(1);
+    }
 }
 
 async fn read_loop<B>(shared: &Arc<Shared<B>>, mut reader: impl AsyncRead + Unpin) -> io::Result<()>

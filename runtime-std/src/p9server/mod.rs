@@ -9,6 +9,11 @@
 //! the session produced them (every Rflush after the reply it flushes).
 //! The pool grows while every worker is busy, up to a limit, so a few
 //! blocked reads (a fifo, a slow disk) cannot starve the connection.
+//!
+//! The session, the queue, the worker counts and the backpressure are
+//! [`state`]'s, shared with runtime-smol; this module only waits.
+//!
+//! [`ServerSession`]: proto_9p::server::ServerSession
 
 pub mod state;
 

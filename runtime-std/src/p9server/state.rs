@@ -213,3 +213,48 @@ impl Outgoing {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(out: &Outgoing) -> Vec<u8> {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let used = out.slices(&mut slots);
+        slots[..used]
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn partial_writes_leave_exactly_the_rest() {
+        let mut out = Outgoing::default();
+        for c in [&b"abc"[..], b"de", b"fghij"] {
+            out.chunks.push_back(Bytes::copy_from_slice(c));
+        }
+        // Within the first chunk, then across the second into the third.
+        assert!(out.wrote(Ok(1)).is_ok());
+        assert_eq!(pending(&out), b"bcdefghij");
+        assert!(out.wrote(Ok(5)).is_ok());
+        assert_eq!(pending(&out), b"ghij");
+        assert!(out.wrote(Err(io::ErrorKind::Interrupted.into())).is_ok());
+        assert_eq!(pending(&out), b"ghij");
+        let zero = out.wrote(Ok(0)).map_err(|e| e.kind());
+        assert_eq!(zero, Err(io::ErrorKind::WriteZero));
+        assert!(out.wrote(Ok(4)).is_ok());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn at_most_max_slices_go_to_one_write() {
+        let mut out = Outgoing::default();
+        for _ in 0..MAX_SLICES + 3 {
+            out.chunks.push_back(Bytes::from_static(b"x"));
+        }
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        assert_eq!(out.slices(&mut slots), MAX_SLICES);
+        assert!(out.wrote(Ok(MAX_SLICES)).is_ok());
+        assert_eq!(pending(&out), b"xxx");
+    }
+}
