@@ -100,11 +100,6 @@ impl<F: Clone> Core<F> {
         self.idle_workers -= 1;
     }
 
-    /// Workers running.
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
     /// The oldest queued request, for an idle worker to run.
     pub fn next_job(&mut self) -> Option<Request<F>> {
         let job = self.jobs.pop_front()?;
