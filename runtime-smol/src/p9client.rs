@@ -19,7 +19,7 @@
 use std::ops::Deref;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use runtime_std::p9client::shared::{self, version_input, version_request, Dispatch, READ_BUF};
+use runtime_std::p9client::shared::{self, Dispatch};
 
 pub use runtime_std::p9client::{CallError, Pending};
 
@@ -38,26 +38,13 @@ impl Deref for MuxClient {
 impl MuxClient {
     /// Negotiates the version (at most `msize`) over `reader`/`writer`,
     /// the two directions of one stream, then starts the reader task. At
-    /// most `max_in_flight` requests (1 to 65535) are out at once.
+    /// most `max_in_flight` requests (1 to 65535) are out at once. Blocks,
+    /// as every call does.
     ///
     /// For a socket, give each direction its own handle: e.g.
     /// `Async::new(stream.try_clone()?)` for one of them, or the halves
-    /// of `futures_lite::io::split`. Blocks; see [`MuxClient::connect_async`].
+    /// of `futures_lite::io::split`.
     pub fn connect<R, W>(
-        reader: R,
-        writer: W,
-        msize: u32,
-        max_in_flight: usize,
-    ) -> Result<Self, CallError>
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-        W: AsyncWrite + Unpin + Send + 'static,
-    {
-        async_io::block_on(Self::connect_async(reader, writer, msize, max_in_flight))
-    }
-
-    /// [`MuxClient::connect`], awaited instead of blocking.
-    pub async fn connect_async<R, W>(
         mut reader: R,
         mut writer: W,
         msize: u32,
@@ -67,16 +54,6 @@ impl MuxClient {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (mut session, out) = version_request(msize);
-        writer.write_all(&out).await?;
-        writer.flush().await?;
-        let mut buf = vec![0; READ_BUF];
-        loop {
-            let n = reader.read(&mut buf).await?;
-            if version_input(&mut session, &buf[..n])?.is_some() {
-                break;
-            }
-        }
         // Callers are blocking threads: each waits for its own write.
         let send = Box::new(move |frame: &[u8]| {
             async_io::block_on(async {
@@ -84,7 +61,9 @@ impl MuxClient {
                 writer.flush().await
             })
         });
-        let (client, dispatch) = shared::MuxClient::from_session(session, max_in_flight, send);
+        let read = |buf: &mut [u8]| async_io::block_on(reader.read(buf));
+        let (client, dispatch, buf) =
+            shared::MuxClient::negotiate(msize, max_in_flight, send, read)?;
         smol::spawn(read_loop(dispatch, reader, buf)).detach();
         Ok(Self(client))
     }

@@ -107,10 +107,27 @@ where
         room: Event::new(),
     });
     smol::spawn(write_loop(Arc::clone(&shared), writer)).detach();
-    let result = read_loop(&shared, reader).await;
-    shared.state().close();
-    shared.output.notify(1);
-    result
+    // Closed however this future ends, dropped included, so that the
+    // writer task ends too once the last reply is out.
+    let _close = CloseOnDrop(Arc::clone(&shared));
+    read_loop(&shared, reader).await
+}
+
+/// Ends the session when the serving future is done.
+struct CloseOnDrop<B>(Arc<Shared<B>>)
+where
+    B: Filesystem + Send + Sync + 'static,
+    B::Fid: Send + 'static;
+
+impl<B> Drop for CloseOnDrop<B>
+where
+    B: Filesystem + Send + Sync + 'static,
+    B::Fid: Send + 'static,
+{
+    fn drop(&mut self) {
+        self.0.state().close();
+        self.0.output.notify(1);
+    }
 }
 
 async fn read_loop<B>(shared: &Arc<Shared<B>>, mut reader: impl AsyncRead + Unpin) -> io::Result<()>
@@ -121,18 +138,9 @@ where
     // As in the blocking server: one copy from here into the session.
     let mut buf = vec![0u8; READ_BUF];
     loop {
-        let n = match reader.read(&mut buf).await {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        {
-            let mut st = shared.state();
-            if st.is_closed() {
-                return Ok(());
-            }
-            st.input(&buf[..n])?;
+        let read = reader.read(&mut buf).await;
+        if shared.state().read_done(read, &buf)?.is_none() {
+            return Ok(());
         }
         shared.start_workers();
         // Errors, Rversion and Rflush are answered without the backend.

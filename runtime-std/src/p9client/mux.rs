@@ -10,7 +10,7 @@
 use std::io::{Read, Write};
 use std::thread;
 
-use super::shared::{version_input, version_request, Dispatch, MuxClient, READ_BUF};
+use super::shared::{Dispatch, MuxClient};
 use super::CallError;
 
 impl MuxClient {
@@ -27,21 +27,12 @@ impl MuxClient {
         R: Read + Send + 'static,
         W: Write + Send + 'static,
     {
-        let (mut session, out) = version_request(msize);
-        writer.write_all(&out)?;
-        writer.flush()?;
-        let mut buf = vec![0; READ_BUF];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if version_input(&mut session, &buf[..n])?.is_some() {
-                break;
-            }
-        }
         let send = Box::new(move |frame: &[u8]| {
             writer.write_all(frame)?;
             writer.flush()
         });
-        let (client, dispatch) = MuxClient::from_session(session, max_in_flight, send);
+        let (client, dispatch, buf) =
+            MuxClient::negotiate(msize, max_in_flight, send, |buf| reader.read(buf))?;
         thread::Builder::new()
             .name("9p-reader".into())
             .spawn(move || read_loop(&dispatch, reader, buf))?;

@@ -1,10 +1,11 @@
 //! The client shared by many threads, apart from its transport: the tag
 //! table, the in-flight bound, the failure state and the dispatch of
-//! decoded answers. Runtime adapters build it on a negotiated session
-//! with [`MuxClient::from_session`], giving it a function that writes
-//! one frame, and feed what they read to the [`Dispatch`] they get back
-//! (this crate from a reader thread, runtime-smol from an async task);
-//! they differ only in how they read and write.
+//! decoded answers, and the version exchange. Runtime adapters connect
+//! it with [`MuxClient::negotiate`], giving it a function that writes
+//! one frame and one that reads, then feed what they read to the
+//! [`Dispatch`] they get back (this crate from a reader thread,
+//! runtime-smol from an async task); they differ only in how they read
+//! and write.
 //!
 //! Each caller encodes its request and writes it itself (whole frames,
 //! under a writer lock); the reading side decodes the answers and hands
@@ -36,7 +37,7 @@ use super::{expect_reply, CallError};
 
 /// Bytes read from the stream at a time: a few large frames, or many
 /// small ones, per system call.
-pub const READ_BUF: usize = 256 << 10;
+const READ_BUF: usize = 256 << 10;
 
 /// Writes one whole frame to the server (and flushes it). Called by one
 /// caller at a time, so frames never interleave.
@@ -44,29 +45,6 @@ pub type SendFrame = Box<dyn FnMut(&[u8]) -> io::Result<()> + Send>;
 
 /// An answer as the session gives it: the R-message or the Rlerror errno.
 type Answer = Result<Message, Errno>;
-
-/// The first frame of a session, Tversion asking for at most `msize`:
-/// send `out`, then feed what comes back to [`version_input`].
-pub fn version_request(msize: u32) -> (ClientSession, Vec<u8>) {
-    let mut session = ClientSession::new(msize);
-    let mut out = Vec::new();
-    session.poll_transmit(&mut out);
-    (session, out)
-}
-
-/// Takes in bytes read during the version exchange (`data` empty at the
-/// end of the stream); returns the negotiated msize once Rversion is in.
-pub fn version_input(session: &mut ClientSession, data: &[u8]) -> Result<Option<u32>, CallError> {
-    if data.is_empty() {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-    }
-    session.handle_input(data)?;
-    match session.poll_event() {
-        Some(ClientEvent::Ready { msize }) => Ok(Some(msize)),
-        Some(ClientEvent::Reply { .. }) => Err(CallError::Unexpected("reply before Rversion")),
-        None => Ok(None),
-    }
-}
 
 /// Why the session ended, kept to tell every later caller.
 #[derive(Clone, Debug)]
@@ -224,15 +202,36 @@ impl Dispatch {
 }
 
 impl MuxClient {
-    /// A client on `session`, whose version exchange is done (see
-    /// [`version_request`]): `send` writes its frames, and the reading
-    /// side feeds the returned [`Dispatch`]. At most `max_in_flight`
-    /// requests (1 to 65535) are out at once.
-    pub fn from_session(
-        session: ClientSession,
+    /// Negotiates the version (at most `msize`): sends Tversion with
+    /// `send`, which then writes every frame, and reads with `read` until
+    /// Rversion is in. Returns the client, the [`Dispatch`] the reading
+    /// side feeds from then on, and a buffer for its reads. At most
+    /// `max_in_flight` requests (1 to 65535) are out at once.
+    pub fn negotiate(
+        msize: u32,
         max_in_flight: usize,
-        send: SendFrame,
-    ) -> (Self, Dispatch) {
+        mut send: SendFrame,
+        mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> Result<(Self, Dispatch, Vec<u8>), CallError> {
+        let mut session = ClientSession::new(msize);
+        let mut out = Vec::new();
+        session.poll_transmit(&mut out);
+        send(&out)?;
+        let mut buf = vec![0; READ_BUF];
+        loop {
+            match session.poll_event() {
+                Some(ClientEvent::Ready { .. }) => break,
+                Some(ClientEvent::Reply { .. }) => {
+                    return Err(CallError::Unexpected("reply before Rversion"))
+                }
+                None => {}
+            }
+            let n = read(&mut buf)?;
+            let Some(data) = buf.get(..n).filter(|d| !d.is_empty()) else {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+            };
+            session.handle_input(data)?;
+        }
         let msize = session.msize();
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -252,7 +251,7 @@ impl MuxClient {
             send: Mutex::new(send),
             msize,
         };
-        (client, dispatch)
+        Ok((client, dispatch, buf))
     }
 
     /// The negotiated msize.

@@ -9,6 +9,11 @@
 //! the session produced them (every Rflush after the reply it flushes).
 //! The pool grows while every worker is busy, up to a limit, so a few
 //! blocked reads (a fifo, a slow disk) cannot starve the connection.
+//!
+//! The session, the queue, the worker counts and the backpressure are
+//! [`state`]'s, shared with runtime-smol; this module only waits.
+//!
+//! [`ServerSession`]: proto_9p::server::ServerSession
 
 pub mod state;
 
@@ -162,17 +167,11 @@ where
     // as much as the copy.)
     let mut buf = vec![0u8; 256 << 10];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
+        let read = reader.read(&mut buf);
         let mut st = shared.state();
-        if st.is_closed() {
+        let Some(new_jobs) = st.read_done(read, &buf)? else {
             return Ok(());
-        }
-        let new_jobs = st.input(&buf[..n])?;
+        };
         let spawn = st.want_worker();
         drop(st);
         for _ in 0..new_jobs {

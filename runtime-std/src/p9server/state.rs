@@ -49,23 +49,37 @@ impl<F: Clone> Core<F> {
         }
     }
 
-    /// Takes in bytes read from the peer and queues the requests they
-    /// complete; returns how many. A framing error ends the session.
-    pub fn input(&mut self, data: &[u8]) -> io::Result<usize> {
+    /// Takes one read of the peer's stream, whose bytes are `buf[..n]`,
+    /// and queues the requests they complete. Returns how many, or `None`
+    /// when the session is over: the end of the stream, or closed. An
+    /// interrupted read queues nothing; a framing error ends the session.
+    pub fn read_done(&mut self, read: io::Result<usize>, buf: &[u8]) -> io::Result<Option<usize>> {
+        let n = match read {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(Some(0)),
+            Err(e) => return Err(e),
+        };
+        if self.closed {
+            return Ok(None);
+        }
+        let data = buf
+            .get(..n)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "read past the buffer"))?;
         self.session
             .handle_input(data)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-        let mut n = 0;
+        let mut queued = 0;
         while let Some(ev) = self.session.poll_event() {
             // Event::Flush is not acted on: blocking syscalls cannot be
             // interrupted from here, so the operation finishes and the
             // session sends the Rflush after its reply.
             if let Event::Request(r) = ev {
                 self.jobs.push_back(r);
-                n += 1;
+                queued += 1;
             }
         }
-        Ok(n)
+        Ok(Some(queued))
     }
 
     /// Whether another worker should start: more jobs wait than workers
@@ -84,11 +98,6 @@ impl<F: Clone> Core<F> {
     pub fn stop_worker(&mut self) {
         self.workers -= 1;
         self.idle_workers -= 1;
-    }
-
-    /// Workers running.
-    pub fn workers(&self) -> usize {
-        self.workers
     }
 
     /// The oldest queued request, for an idle worker to run.
@@ -197,5 +206,50 @@ impl Outgoing {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(out: &Outgoing) -> Vec<u8> {
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        let used = out.slices(&mut slots);
+        slots[..used]
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect()
+    }
+
+    #[test]
+    fn partial_writes_leave_exactly_the_rest() {
+        let mut out = Outgoing::default();
+        for c in [&b"abc"[..], b"de", b"fghij"] {
+            out.chunks.push_back(Bytes::copy_from_slice(c));
+        }
+        // Within the first chunk, then across the second into the third.
+        assert!(out.wrote(Ok(1)).is_ok());
+        assert_eq!(pending(&out), b"bcdefghij");
+        assert!(out.wrote(Ok(5)).is_ok());
+        assert_eq!(pending(&out), b"ghij");
+        assert!(out.wrote(Err(io::ErrorKind::Interrupted.into())).is_ok());
+        assert_eq!(pending(&out), b"ghij");
+        let zero = out.wrote(Ok(0)).map_err(|e| e.kind());
+        assert_eq!(zero, Err(io::ErrorKind::WriteZero));
+        assert!(out.wrote(Ok(4)).is_ok());
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn at_most_max_slices_go_to_one_write() {
+        let mut out = Outgoing::default();
+        for _ in 0..MAX_SLICES + 3 {
+            out.chunks.push_back(Bytes::from_static(b"x"));
+        }
+        let mut slots = [IoSlice::new(&[]); MAX_SLICES];
+        assert_eq!(out.slices(&mut slots), MAX_SLICES);
+        assert!(out.wrote(Ok(MAX_SLICES)).is_ok());
+        assert_eq!(pending(&out), b"xxx");
     }
 }
