@@ -21,7 +21,7 @@ use proto_ssh::channel::{ChannelKind, ChannelRequest};
 use proto_ssh::connection::{ClientConfig, ServerConfig};
 use proto_ssh::sig::{self, SigAlg, Signer};
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_std::ssh::{Incoming, SshConnection};
+use runtime_std::ssh::{Handle, Incoming, SshConnection};
 use ssh_key::private::Ed25519Keypair;
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;

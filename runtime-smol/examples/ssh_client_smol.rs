@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use async_io::Async;
 use proto_ssh::channel::{ChannelKind, GlobalRequest};
-use runtime_smol::ssh::{attach_stdio, splice, Incoming, SshConnection};
+use runtime_smol::ssh::{attach_stdio, splice, Handle, Incoming, SshConnection};
 
 fn main() -> ExitCode {
     common::exit(smol::block_on(run()))

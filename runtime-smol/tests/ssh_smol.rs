@@ -18,7 +18,9 @@ use proto_ssh::auth::AuthPolicy;
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::{ClientConfig, ServerConfig};
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_smol::ssh::{session, Channel, ExitStatus, Incoming, RemoteForward, SshConnection};
+use runtime_smol::ssh::{
+    session, Channel, ExitStatus, Handle, Incoming, RemoteForward, SshConnection,
+};
 use sha2::{Digest, Sha256};
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use std::thread;
 
 use proto_ssh::channel::{ChannelKind, GlobalRequest};
-use runtime_std::ssh::{attach_stdio, splice_tcp, Incoming, SshConnection};
+use runtime_std::ssh::{attach_stdio, splice_tcp, Handle, Incoming, SshConnection};
 
 fn main() -> ExitCode {
     common::exit(run())

@@ -13,7 +13,7 @@ use proto_ssh::auth::AuthPolicy;
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
 use proto_ssh::connection::{ClientConfig, ServerConfig};
 use proto_ssh::transport::AcceptAnyHostKey;
-use runtime_std::ssh::{write_all, ExitStatus, Incoming, RemoteForward, SshConnection};
+use runtime_std::ssh::{write_all, ExitStatus, Handle, Incoming, RemoteForward, SshConnection};
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;
 

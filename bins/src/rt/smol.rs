@@ -16,7 +16,7 @@ use proto_ssh::channel::{ChannelRequest, GlobalRequest};
 use proto_ssh::connection::ClientConfig;
 use runtime_smol::p9server;
 use runtime_smol::ssh::{
-    attach_stdio, session, Channel, ExitStatus, Incoming, PendingChannel, RemoteForward,
+    attach_stdio, session, Channel, ExitStatus, Handle, Incoming, PendingChannel, RemoteForward,
     SshConnection,
 };
 use runtime_smol::stream::{HalfClose, SharedStream};

@@ -11,7 +11,7 @@ use proto_ssh::connection::ClientConfig;
 use runtime_std::export::LocalExport;
 use runtime_std::p9server::{self, ServeConfig};
 use runtime_std::ssh::{
-    attach_stdio, session, Channel, ExitStatus, Incoming, PendingChannel, RemoteForward,
+    attach_stdio, session, Channel, ExitStatus, Handle, Incoming, PendingChannel, RemoteForward,
     SshConnection,
 };
 

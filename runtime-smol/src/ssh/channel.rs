@@ -3,57 +3,32 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use event_listener::EventListener;
 use futures_lite::{AsyncRead, AsyncWrite};
 use proto_ssh::channel::{ChannelError, ChannelId, ChannelRequest, Channels};
 
-use super::{ExitStatus, On, SshConnection};
+use runtime_std::ssh::state::ChannelHandle;
 
-/// Closes the channel when the last handle goes.
-struct Guard {
-    id: ChannelId,
-    conn: SshConnection,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.conn.with_state(|st| st.release(self.id));
-    }
-}
+use super::{ExitStatus, Handle, On, SshConnection};
 
 /// One channel; clones share it, and it is closed when the last one
-/// goes.
-#[derive(Clone)]
-pub struct Channel {
-    id: ChannelId,
-    conn: SshConnection,
-    _guard: Arc<Guard>,
-}
+/// goes. Its id and connection are the shared [`ChannelHandle`]'s.
+#[derive(Clone, Debug)]
+pub struct Channel(ChannelHandle<SshConnection>);
 
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("id", &self.id).finish()
+impl std::ops::Deref for Channel {
+    type Target = ChannelHandle<SshConnection>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, conn: SshConnection) -> Self {
-        Self {
-            id,
-            _guard: Arc::new(Guard {
-                id,
-                conn: conn.clone(),
-            }),
-            conn,
-        }
-    }
-
-    /// Our id of the channel.
-    pub fn id(&self) -> ChannelId {
-        self.id
+        Self(ChannelHandle::new(id, conn))
     }
 
     fn poll_read_stream(

@@ -2,7 +2,7 @@
 //! listener of a `tcpip-forward` on the server side.
 
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 
 use async_io::Async;
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
@@ -92,13 +92,8 @@ impl RemoteForward {
     /// each connection to it becomes a `forwarded-tcpip` channel to the
     /// peer, joined to the TCP connection.
     pub fn start(conn: &SshConnection, address: &str, port: u32) -> io::Result<Self> {
-        let bind = match address {
-            "" | "localhost" => "127.0.0.1",
-            a => a,
-        };
-        let port16 = u16::try_from(port).map_err(|_| io::Error::other("bad port"))?;
-        let listener = Async::new(TcpListener::bind((bind, port16))?)?;
-        let bound = u32::from(listener.get_ref().local_addr()?.port());
+        let (listener, bound) = runtime_std::ssh::bind_forward(address, port)?;
+        let listener = Async::new(listener)?;
         let (conn, address2) = (conn.clone(), address.to_string());
         let task = smol::spawn(async move {
             loop {

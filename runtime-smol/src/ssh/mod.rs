@@ -31,6 +31,7 @@ use proto_ssh::channel::GlobalRequest;
 use proto_ssh::channel::{ChannelError, ChannelId, ChannelKind, ChannelRequest, Channels};
 use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
 use rand_core::OsRng;
+pub use runtime_std::ssh::state::Handle;
 use runtime_std::ssh::state::{self, ChanWake};
 
 pub use runtime_std::ssh::{signal_name, signal_number, ExitStatus, DEFAULT_LOGIN_TIMEOUT, IO_BUF};
@@ -40,8 +41,8 @@ pub use self::forward::{attach_stdio, copy, send_then_eof, splice, RemoteForward
 pub use crate::stream::HalfClose;
 
 /// A channel's waiters: one event per kind of wait.
-#[derive(Default)]
-pub(crate) struct ChanEvents {
+#[derive(Default, Debug)]
+pub struct ChanEvents {
     read: Event,
     write: Event,
     req: Event,
@@ -194,14 +195,6 @@ impl SshConnection {
         if n.timer {
             self.inner.timer.notify(usize::MAX);
         }
-    }
-
-    /// Runs `f` on the state, then flushes.
-    pub(crate) fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
-        let mut st = self.lock();
-        let r = f(&mut st);
-        self.flush(&mut st);
-        r
     }
 
     /// One poll of a waiting call: runs `step` and, when it is not done,
@@ -411,44 +404,20 @@ impl SshConnection {
             .await
     }
 
-    /// Ends the connection.
-    pub fn disconnect(&self, description: &str) {
-        self.with_state(|st| st.disconnect(description));
-    }
-
     /// Waits until the connection is over.
     pub async fn wait_closed(&self) {
         self.until(On::Conn, |st| st.finished().then_some(())).await
     }
+}
 
-    /// Whether the connection is over.
-    pub fn is_closed(&self) -> bool {
-        self.lock().finished()
+impl Handle for SshConnection {
+    type Wake = ChanEvents;
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.lock()
     }
 
-    /// The user that logged in (server) or our user (client), once known.
-    pub fn user(&self) -> Option<String> {
-        self.lock().user()
-    }
-
-    /// Names of the algorithms of the last key exchange: kex, host key,
-    /// cipher client-to-server, cipher server-to-client.
-    pub fn algorithms(&self) -> Option<[&'static str; 4]> {
-        self.lock().algorithms()
-    }
-
-    /// The banner the server sent, if any.
-    pub fn banner(&self) -> Option<String> {
-        self.lock().banner()
-    }
-
-    /// Asks for a key exchange now.
-    pub fn rekey(&self) -> io::Result<()> {
-        self.with_state(|st| st.conn.rekey().map_err(state::io_err))
-    }
-
-    /// How many key exchanges have finished.
-    pub fn kex_count(&self) -> u64 {
-        self.lock().kex_count()
+    fn flush_state(&self, st: &mut State) {
+        self.flush(st);
     }
 }

@@ -2,10 +2,10 @@
 //! that wait for the peer's window, requests, and the exit status.
 
 use std::io::{self, Read, Write};
-use std::sync::Arc;
 
 use proto_ssh::channel::{ChannelId, ChannelRequest};
 
+use super::state::ChannelHandle;
 use super::SshConnection;
 
 /// How a remote command ended.
@@ -79,32 +79,16 @@ pub fn signal_name(n: i32) -> Option<&'static str> {
     })
 }
 
-/// Closes the channel when the last handle goes.
-struct Guard {
-    id: ChannelId,
-    conn: SshConnection,
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let mut st = self.conn.lock();
-        st.release(self.id);
-        self.conn.flush(&mut st);
-    }
-}
-
 /// One channel; clones share it, and it is closed when the last one
-/// goes.
-#[derive(Clone)]
-pub struct Channel {
-    id: ChannelId,
-    conn: SshConnection,
-    _guard: Arc<Guard>,
-}
+/// goes. Its id and connection are the shared [`ChannelHandle`]'s.
+#[derive(Clone, Debug)]
+pub struct Channel(ChannelHandle<SshConnection>);
 
-impl std::fmt::Debug for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Channel").field("id", &self.id).finish()
+impl std::ops::Deref for Channel {
+    type Target = ChannelHandle<SshConnection>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
@@ -117,19 +101,7 @@ enum Stream {
 
 impl Channel {
     pub(crate) fn new(id: ChannelId, conn: SshConnection) -> Self {
-        Self {
-            id,
-            _guard: Arc::new(Guard {
-                id,
-                conn: conn.clone(),
-            }),
-            conn,
-        }
-    }
-
-    /// Our id of the channel.
-    pub fn id(&self) -> ChannelId {
-        self.id
+        Self(ChannelHandle::new(id, conn))
     }
 
     fn read_stream(&self, stream: Stream, buf: &mut [u8]) -> io::Result<usize> {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-use super::{Channel, ExitStatus, SshConnection, IO_BUF};
+use super::{Channel, ExitStatus, Handle, SshConnection, IO_BUF};
 
 /// Copies `stream` to `channel` and back until both directions end; EOF
 /// on one side becomes EOF on the other. Returns when both are done.
@@ -93,18 +93,26 @@ pub struct RemoteForward {
     stop: Arc<AtomicBool>,
 }
 
+/// The listener of a `tcpip-forward` for `address:port` ("" and
+/// "localhost" are 127.0.0.1; port 0 is any free port), with the port it
+/// got: the same for every runtime.
+pub fn bind_forward(address: &str, port: u32) -> io::Result<(TcpListener, u32)> {
+    let bind = match address {
+        "" | "localhost" => "127.0.0.1",
+        a => a,
+    };
+    let port16 = u16::try_from(port).map_err(|_| io::Error::other("bad port"))?;
+    let listener = TcpListener::bind((bind, port16))?;
+    let bound = u32::from(listener.local_addr()?.port());
+    Ok((listener, bound))
+}
+
 impl RemoteForward {
     /// Listens on `address:port` (port 0: any free port) on this host;
     /// each connection to it becomes a `forwarded-tcpip` channel to the
     /// peer, joined to the TCP connection.
     pub fn start(conn: &SshConnection, address: &str, port: u32) -> io::Result<Self> {
-        let bind = match address {
-            "" | "localhost" => "127.0.0.1",
-            a => a,
-        };
-        let port16 = u16::try_from(port).map_err(|_| io::Error::other("bad port"))?;
-        let listener = TcpListener::bind((bind, port16))?;
-        let bound = u32::from(listener.local_addr()?.port());
+        let (listener, bound) = bind_forward(address, port)?;
         let stop = Arc::new(AtomicBool::new(false));
         let (conn, stop2, address2) = (conn.clone(), stop.clone(), address.to_string());
         thread::spawn(move || {

@@ -33,8 +33,11 @@ use crate::socket::Socket;
 pub use self::channel::{
     signal_name, signal_number, Channel, ChannelReader, ChannelWriter, ExitStatus,
 };
-pub use self::forward::{attach_stdio, copy, send_then_eof, splice_tcp, write_all, RemoteForward};
+pub use self::forward::{
+    attach_stdio, bind_forward, copy, send_then_eof, splice_tcp, write_all, RemoteForward,
+};
 use self::state::ChanCv;
+pub use self::state::Handle;
 
 /// The state of a connection driven by threads.
 type State = state::State<ChanCv>;
@@ -383,13 +386,6 @@ impl SshConnection {
         }
     }
 
-    /// Ends the connection.
-    pub fn disconnect(&self, description: &str) {
-        let mut st = self.lock();
-        st.disconnect(description);
-        self.flush(&mut st);
-    }
-
     /// Blocks until the connection is over.
     pub fn wait_closed(&self) {
         let mut st = self.lock();
@@ -397,39 +393,17 @@ impl SshConnection {
             st = self.wait(st);
         }
     }
+}
 
-    /// Whether the connection is over.
-    pub fn is_closed(&self) -> bool {
-        self.lock().finished()
+impl Handle for SshConnection {
+    type Wake = ChanCv;
+
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.lock()
     }
 
-    /// The user that logged in (server) or our user (client), once known.
-    pub fn user(&self) -> Option<String> {
-        self.lock().user()
-    }
-
-    /// Names of the algorithms of the last key exchange: kex, host key,
-    /// cipher client-to-server, cipher server-to-client.
-    pub fn algorithms(&self) -> Option<[&'static str; 4]> {
-        self.lock().algorithms()
-    }
-
-    /// The banner the server sent, if any.
-    pub fn banner(&self) -> Option<String> {
-        self.lock().banner()
-    }
-
-    /// Asks for a key exchange now.
-    pub fn rekey(&self) -> io::Result<()> {
-        let mut st = self.lock();
-        st.conn.rekey().map_err(state::io_err)?;
-        self.flush(&mut st);
-        Ok(())
-    }
-
-    /// How many key exchanges have finished.
-    pub fn kex_count(&self) -> u64 {
-        self.lock().kex_count()
+    fn flush_state(&self, st: &mut State) {
+        self.flush(st);
     }
 }
 

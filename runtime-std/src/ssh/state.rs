@@ -10,7 +10,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::sync::{Arc, Condvar};
+use std::sync::{Arc, Condvar, MutexGuard};
 use std::time::Duration;
 
 use proto_ssh::channel::{
@@ -84,8 +84,8 @@ pub trait ChanWake: Default + Send + Sync + 'static {
 }
 
 /// The blocking runtime's channel waiters.
-#[derive(Default)]
-pub(crate) struct ChanCv {
+#[derive(Default, Debug)]
+pub struct ChanCv {
     pub(crate) read: Condvar,
     pub(crate) write: Condvar,
     pub(crate) req: Condvar,
@@ -706,5 +706,118 @@ impl<W: ChanWake> State<W> {
             }
             _ => {}
         }
+    }
+}
+
+/// A runtime's handle on one connection, as the shared parts see it: the
+/// state, locked, and the step after every change (send what the change
+/// produced, wake whoever waits on it). The queries and plain commands
+/// are the same in every runtime, so they are written here, once.
+pub trait Handle {
+    /// How the runtime wakes a channel's waiters.
+    type Wake: ChanWake;
+
+    /// The state, locked.
+    fn lock_state(&self) -> MutexGuard<'_, State<Self::Wake>>;
+
+    /// Sends what the connection has to send, takes in its events, and
+    /// wakes the waiters they concern.
+    fn flush_state(&self, st: &mut State<Self::Wake>);
+
+    /// Runs `f` on the state, then flushes.
+    fn with_state<T>(&self, f: impl FnOnce(&mut State<Self::Wake>) -> T) -> T {
+        let mut st = self.lock_state();
+        let r = f(&mut st);
+        self.flush_state(&mut st);
+        r
+    }
+
+    /// Whether the connection is over.
+    fn is_closed(&self) -> bool {
+        self.lock_state().finished()
+    }
+
+    /// The user that logged in (server) or our user (client), once known.
+    fn user(&self) -> Option<String> {
+        self.lock_state().user()
+    }
+
+    /// Names of the algorithms of the last key exchange: kex, host key,
+    /// cipher client-to-server, cipher server-to-client.
+    fn algorithms(&self) -> Option<[&'static str; 4]> {
+        self.lock_state().algorithms()
+    }
+
+    /// The banner the server sent, if any.
+    fn banner(&self) -> Option<String> {
+        self.lock_state().banner()
+    }
+
+    /// How many key exchanges have finished.
+    fn kex_count(&self) -> u64 {
+        self.lock_state().kex_count()
+    }
+
+    /// Asks for a key exchange now.
+    fn rekey(&self) -> io::Result<()> {
+        self.with_state(|st| st.conn.rekey().map_err(io_err))
+    }
+
+    /// Ends the connection.
+    fn disconnect(&self, description: &str) {
+        self.with_state(|st| st.disconnect(description));
+    }
+}
+
+/// One channel of a connection, as every runtime's `Channel` holds it:
+/// its id, the connection, and the guard that releases the channel when
+/// the last clone goes. The runtimes' `Channel` types deref to it.
+#[derive(Clone)]
+pub struct ChannelHandle<H: Handle + Clone> {
+    /// Our id of the channel.
+    pub id: ChannelId,
+    /// Its connection.
+    pub conn: H,
+    _guard: Arc<ChannelGuard<H>>,
+}
+
+impl<H: Handle + Clone> std::fmt::Debug for ChannelHandle<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel").field("id", &self.id).finish()
+    }
+}
+
+impl<H: Handle + Clone> ChannelHandle<H> {
+    /// A handle on channel `id` of `conn`.
+    pub fn new(id: ChannelId, conn: H) -> Self {
+        Self {
+            id,
+            _guard: Arc::new(ChannelGuard {
+                id,
+                conn: conn.clone(),
+            }),
+            conn,
+        }
+    }
+
+    /// Our id of the channel.
+    pub fn id(&self) -> ChannelId {
+        self.id
+    }
+}
+
+/// Releases a channel when the last handle on it goes: every runtime's
+/// channel handles share one.
+#[derive(Debug)]
+pub struct ChannelGuard<H: Handle> {
+    /// The channel.
+    pub id: ChannelId,
+    /// Its connection.
+    pub conn: H,
+}
+
+impl<H: Handle> Drop for ChannelGuard<H> {
+    fn drop(&mut self) {
+        self.conn.with_state(|st| st.release(self.id));
     }
 }
