@@ -195,6 +195,28 @@ if [ "$FAILED" = 0 ]; then
 				{ echo "no cpu9p: testing diod only"; KINDS=diod; }
 		fi
 	fi
+	if ssh_interop_on && { wanted build || { wanted ssh-interop &&
+		[ ! -x "${CARGO_TARGET_DIR:-$REPO/target}/release/examples/ssh_server" ]; }; }; then
+		step build-ssh 1800 cargo build --release -p runtime-std -p runtime-smol --examples
+	fi
+	for k in $KINDS; do
+		wanted clients && step "clients-$k" 300 tests/scripts/diod-clients.sh "$k"
+	done
+	for k in $KINDS; do
+		wanted workload && RESULTS_DIR=$RESULTS step "workload-$k" 1200 tests/scripts/guest-workload.sh "$k"
+	done
+	# The smol runtime's 9P server, through the same clients and workload.
+	if runtime_on smol && [ -x "$TGT/smol/cpu9p" ] && case " $KINDS " in *" ours "*) true ;; *) false ;; esac; then
+		wanted clients && CPU9P=$TGT/smol/cpu9p step clients-ours-smol 300 tests/scripts/diod-clients.sh ours
+		wanted workload && CPU9P=$TGT/smol/cpu9p RESULTS_DIR=$RESULTS/smol \
+			step workload-ours-smol 1200 tests/scripts/guest-workload.sh ours
+	fi
+	for k in $KINDS; do
+		wanted fstests && RESULTS_DIR=$RESULTS step "fstests-$k" 1800 tests/scripts/fs-suites.sh "$k"
+	done
+	if wanted diff && [ "$KINDS" = "ours diod" ]; then
+		step diff-diod-vs-ours 120 tests/scripts/differential.sh "$RESULTS" diod ours
+	fi
 	if wanted ssh-interop && ssh_interop_on; then
 		TGT=${CARGO_TARGET_DIR:-$REPO/target}
 		OUR_SSHD=${OUR_SSHD:-$TGT/release/examples/ssh_server}

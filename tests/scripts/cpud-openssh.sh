@@ -63,7 +63,7 @@ MARK="cpu-rs-teardown-$$"
 ossh "$CPORT" -- sh -c "'exec -a $MARK sleep 300'" >/dev/null 2>&1 &
 SSH_PID=$!
 n=0
-until pgrep -f "$MARK" >/dev/null || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+until pgrep -f "$MARK" >/dev/null || [ $n -ge 300 ]; do sleep 0.1; n=$((n + 1)); done
 if pgrep -f "$MARK" >/dev/null; then
 	kill -KILL "$SSH_PID"
 	wait "$SSH_PID" 2>/dev/null || true
