@@ -179,6 +179,9 @@ if [ "$FAILED" = 0 ]; then
 	# its feature.
 	wanted clippy && runtime_on smol && step clippy-smol 1800 cargo clippy -p cpu-bins --all-targets --features runtime-smol -- -D warnings
 	wanted test && step test 1800 cargo test --workspace
+	# The commands' own tests (the FUSE bridge's 9P client among them) on
+	# the smol build.
+	wanted test && runtime_on smol && step test-smol 1800 cargo test -p cpu-bins --features runtime-smol
 	TGT=${CARGO_TARGET_DIR:-$REPO/target}
 	BINS="--bin cpu9p --bin cpud --bin cpu --bin decpu --bin decpud"
 	if [ "$SERVER" = ours ]; then

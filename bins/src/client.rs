@@ -16,6 +16,7 @@ use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
 use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::pty;
+use runtime_std::ssh::state::{Handle, PendingChannel};
 use subtle::ConstantTimeEq;
 
 use crate::debug;
@@ -301,9 +302,14 @@ impl Plan {
         }
     }
 
-    /// Whether a channel the server opens may carry 9P.
-    pub fn is_9p_channel(kind: &ChannelKind) -> bool {
-        matches!(kind, ChannelKind::ForwardedTcpip { .. })
+    /// Takes a channel the server opens when it may carry 9P (the
+    /// reverse forward's); refuses any other.
+    pub fn accept_9p<H: Handle>(p: PendingChannel<H>) -> Option<H::Channel> {
+        if !matches!(p.kind, ChannelKind::ForwardedTcpip { .. }) {
+            let _ = p.reject(1, "only the 9P forward is served");
+            return None;
+        }
+        p.accept().ok()
     }
 
     /// Checks the 32 bytes a 9P connection starts with against our nonce

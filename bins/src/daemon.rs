@@ -6,9 +6,10 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use proto_ssh::channel::ChannelKind;
+use proto_ssh::channel::{ChannelKind, GlobalRequest};
 use proto_ssh::connection::ServerConfig;
 use runtime_std::ssh::session::SessionSetup;
+use runtime_std::ssh::state::{Handle, Incoming, PendingChannel};
 use ssh_key::PrivateKey;
 
 use crate::authorized::Policy;
@@ -95,36 +96,55 @@ impl Daemon {
         ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()))
     }
 
-    /// Whether a channel the client opens is served: sessions only (no
-    /// direct-tcpip), as the reference.
-    pub(crate) fn serves(kind: &ChannelKind) -> bool {
-        matches!(kind, ChannelKind::Session)
+    /// Acts on one thing a client asks for. A session channel is
+    /// accepted and returned, with the user and the session's count, for
+    /// the runtime to run; other channels are refused (as the reference:
+    /// no direct-tcpip). A `tcpip-forward` is started by `forward` (the
+    /// runtime's listener and its port) and kept in `forwards` for the
+    /// connection's life; other global requests are refused.
+    pub(crate) fn dispatch<H: Handle, F>(
+        &self,
+        conn: &H,
+        inc: Incoming<PendingChannel<H>>,
+        peer: &str,
+        forwards: &mut Vec<F>,
+        forward: impl FnOnce(&H, &str, u32) -> std::io::Result<(F, u32)>,
+    ) -> Option<(H::Channel, String, SessionGuard)> {
+        let (bound, want_reply) = match inc {
+            Incoming::Channel(p) => {
+                if !matches!(p.kind, ChannelKind::Session) {
+                    let _ = p.reject(1, "only sessions are served");
+                    return None;
+                }
+                let ch = p.accept().ok()?;
+                return Some((ch, conn.user().unwrap_or_default(), self.session_started()));
+            }
+            Incoming::Global {
+                request: GlobalRequest::TcpipForward { address, port },
+                want_reply,
+            } => match forward(conn, &address, port) {
+                Ok((f, bound)) => {
+                    self.log(format_args!("{peer}: forwarding {address}:{bound}"));
+                    forwards.push(f);
+                    (Some(bound), want_reply)
+                }
+                Err(e) => {
+                    self.log(format_args!("{peer}: tcpip-forward {address}:{port}: {e}"));
+                    (None, want_reply)
+                }
+            },
+            Incoming::Global { want_reply, .. } => (None, want_reply),
+        };
+        if want_reply {
+            let _ = conn.reply_global(bound.is_some(), bound);
+        }
+        None
     }
 
     /// Counts a session in (decpud's tenants); dropping the guard counts
     /// it out, whichever way the session ends.
-    pub(crate) fn session_started(&self) -> SessionGuard {
+    fn session_started(&self) -> SessionGuard {
         SessionGuard::start(self.on_session.clone())
-    }
-
-    /// Logs a `tcpip-forward` outcome; returns the port to reply with.
-    pub(crate) fn forwarded(
-        &self,
-        peer: &str,
-        address: &str,
-        port: u32,
-        bound: std::io::Result<u32>,
-    ) -> Option<u32> {
-        match bound {
-            Ok(bound) => {
-                self.log(format_args!("{peer}: forwarding {address}:{bound}"));
-                Some(bound)
-            }
-            Err(e) => {
-                self.log(format_args!("{peer}: tcpip-forward {address}:{port}: {e}"));
-                None
-            }
-        }
     }
 
     /// The session child for `setup`: `exe -remote args...`, the args

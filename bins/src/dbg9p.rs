@@ -30,6 +30,21 @@ impl<T, F: FnMut(&str)> std::fmt::Debug for Tap<T, F> {
     }
 }
 
+/// The report of `-dbg9p`: one debug line per message.
+fn report_9p(line: &str) {
+    crate::log::line(format_args!("9p {line}"));
+}
+
+impl<T> Tap<T, fn(&str)> {
+    /// `-dbg9p`'s tap on `inner` when `on`; else a plain pass-through
+    /// (it looks at nothing), so that the stream has one type either way.
+    pub fn dbg9p(inner: T, dir: &'static str, on: bool) -> Self {
+        let mut tap = Self::new(inner, dir, report_9p as fn(&str));
+        tap.lost = !on;
+        tap
+    }
+}
+
 impl<T, F: FnMut(&str)> Tap<T, F> {
     /// Reports the frames read from or written to `inner` through
     /// `report`, marked with `dir`.

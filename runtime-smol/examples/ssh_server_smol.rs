@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use async_io::Async;
 use proto_ssh::channel::ChannelKind;
-use runtime_smol::ssh::{session, splice, Channel, Incoming, RemoteForward, SshConnection};
+use runtime_smol::ssh::{session, splice, Channel, Handle, Incoming, RemoteForward, SshConnection};
 
 fn main() -> ExitCode {
     let args = match common::parse_args() {

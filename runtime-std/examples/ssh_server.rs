@@ -15,7 +15,9 @@ use std::process::ExitCode;
 use std::thread;
 
 use proto_ssh::channel::ChannelKind;
-use runtime_std::ssh::{session, splice_tcp, Channel, Incoming, RemoteForward, SshConnection};
+use runtime_std::ssh::{
+    session, splice_tcp, Channel, Handle, Incoming, RemoteForward, SshConnection,
+};
 
 fn main() -> ExitCode {
     let args = match common::parse_args() {

@@ -12,7 +12,7 @@ use std::thread;
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
 use nix::sys::signal::SigSet;
-use proto_ssh::channel::{ChannelRequest, GlobalRequest};
+use proto_ssh::channel::ChannelRequest;
 use proto_ssh::connection::ClientConfig;
 use runtime_smol::p9server;
 use runtime_smol::ssh::{
@@ -64,44 +64,18 @@ async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) 
     d.log(format_args!("{peer}: connected"));
     let mut forwards = Vec::new();
     while let Some(inc) = conn.accept().await {
-        match inc {
-            Incoming::Channel(p) => {
-                if !Daemon::serves(&p.kind) {
-                    let _ = p.reject(1, "only sessions are served");
-                    continue;
-                }
-                let Ok(ch) = p.accept() else { continue };
-                let (user, guard) = (conn.user().unwrap_or_default(), d.session_started());
-                smol::spawn(session_child(d.clone(), ch, user, guard)).detach();
-            }
-            Incoming::Global {
-                request: GlobalRequest::TcpipForward { address, port },
-                want_reply,
-            } => {
-                let f = RemoteForward::start(&conn, &address, port);
-                let bound = d.forwarded(
-                    &peer,
-                    &address,
-                    port,
-                    f.as_ref().map(RemoteForward::port).map_err(clone_err),
-                );
-                forwards.extend(f.ok());
-                if want_reply {
-                    let _ = conn.reply_global(bound.is_some(), bound);
-                }
-            }
-            Incoming::Global { want_reply, .. } => {
-                if want_reply {
-                    let _ = conn.reply_global(false, None);
-                }
-            }
+        let forward = |c: &SshConnection, address: &str, port| {
+            RemoteForward::start(c, address, port).map(|f| {
+                let bound = f.port();
+                (f, bound)
+            })
+        };
+        if let Some((ch, user, guard)) = d.dispatch(&conn, inc, &peer, &mut forwards, forward) {
+            let d = d.clone();
+            smol::spawn(session_child(d, ch, user, guard)).detach();
         }
     }
     d.log(format_args!("{peer}: gone"));
-}
-
-fn clone_err(e: &io::Error) -> io::Error {
-    io::Error::new(e.kind(), e.to_string())
 }
 
 /// Runs one session as the daemon's session child.
@@ -185,22 +159,15 @@ async fn serve_9p(p: PendingChannel, plan: Arc<Plan>) {
     let Some((export, _)) = &plan.ninep else {
         return;
     };
-    if !Plan::is_9p_channel(&p.kind) {
-        let _ = p.reject(1, "only the 9P forward is served");
+    let Some(ch) = Plan::accept_9p(p) else {
         return;
-    }
-    let Ok(ch) = p.accept() else { return };
+    };
     let mut got = [0u8; NONCE_LEN];
     if ch.reader().read_exact(&mut got).await.is_ok() && plan.nonce_ok(&got) {
         let (export, config) = (export.clone(), ServeConfig::default());
-        let r = if plan.dbg9p {
-            let report = |l: &str| crate::log::line(format_args!("9p {l}"));
-            let reader = Tap::new(ch.reader(), "<-", report);
-            let writer = Tap::new(ch.writer(), "->", report);
-            p9server::serve(export, reader, writer, config).await
-        } else {
-            p9server::serve(export, ch.reader(), ch.writer(), config).await
-        };
+        let reader = Tap::dbg9p(ch.reader(), "<-", plan.dbg9p);
+        let writer = Tap::dbg9p(ch.writer(), "->", plan.dbg9p);
+        let r = p9server::serve(export, reader, writer, config).await;
         plan.served_9p(r);
         let _ = ch.send_eof();
     }

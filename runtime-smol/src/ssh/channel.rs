@@ -18,6 +18,12 @@ use super::{ExitStatus, Handle, On, SshConnection};
 #[derive(Clone, Debug)]
 pub struct Channel(ChannelHandle<SshConnection>);
 
+impl From<ChannelHandle<SshConnection>> for Channel {
+    fn from(h: ChannelHandle<SshConnection>) -> Self {
+        Self(h)
+    }
+}
+
 impl std::ops::Deref for Channel {
     type Target = ChannelHandle<SshConnection>;
 

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use event_listener::{Event, EventListener};
 use futures_lite::{future, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use proto_ssh::channel::GlobalRequest;
-use proto_ssh::channel::{ChannelError, ChannelId, ChannelKind, ChannelRequest, Channels};
+use proto_ssh::channel::{ChannelError, ChannelId, ChannelRequest, Channels};
 use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
 use rand_core::OsRng;
 pub use runtime_std::ssh::state::Handle;
@@ -79,27 +79,7 @@ pub(crate) enum On {
 pub type Incoming = state::Incoming<PendingChannel>;
 
 /// A channel the peer asked to open.
-#[derive(Debug)]
-pub struct PendingChannel {
-    id: ChannelId,
-    /// What kind of channel.
-    pub kind: ChannelKind,
-    conn: SshConnection,
-}
-
-impl PendingChannel {
-    /// Accepts it.
-    pub fn accept(self) -> io::Result<Channel> {
-        self.conn.with_state(|st| st.accept_open(self.id))?;
-        Ok(Channel::new(self.id, self.conn))
-    }
-
-    /// Refuses it with an RFC 4254 reason code.
-    pub fn reject(self, reason: u32, description: &str) -> io::Result<()> {
-        self.conn
-            .with_state(|st| st.with_channels(|c| c.reject_open(self.id, reason, description)))
-    }
-}
+pub type PendingChannel = state::PendingChannel<SshConnection>;
 
 struct Inner {
     state: Mutex<State>,
@@ -329,16 +309,7 @@ impl SshConnection {
     /// once the connection is over.
     pub async fn accept(&self) -> Option<Incoming> {
         let inc = self.until(On::Conn, |st| st.try_incoming()).await?;
-        Some(inc.into_incoming(|id, kind| PendingChannel {
-            id,
-            kind,
-            conn: self.clone(),
-        }))
-    }
-
-    /// Answers the oldest global request of the peer.
-    pub fn reply_global(&self, ok: bool, bound_port: Option<u32>) -> io::Result<()> {
-        self.with_state(|st| st.with_channels(|c| c.reply_global(ok, bound_port)))
+        Some(self.incoming(inc))
     }
 
     /// Sends a global request and waits for its answer: `Ok(Some(port))`
@@ -412,6 +383,7 @@ impl SshConnection {
 
 impl Handle for SshConnection {
     type Wake = ChanEvents;
+    type Channel = Channel;
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.lock()

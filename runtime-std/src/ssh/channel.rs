@@ -84,6 +84,12 @@ pub fn signal_name(n: i32) -> Option<&'static str> {
 #[derive(Clone, Debug)]
 pub struct Channel(ChannelHandle<SshConnection>);
 
+impl From<ChannelHandle<SshConnection>> for Channel {
+    fn from(h: ChannelHandle<SshConnection>) -> Self {
+        Self(h)
+    }
+}
+
 impl std::ops::Deref for Channel {
     type Target = ChannelHandle<SshConnection>;
 

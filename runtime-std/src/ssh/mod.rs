@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
+use proto_ssh::channel::{ChannelRequest, GlobalRequest};
 use proto_ssh::connection::{ClientConfig, Connection, ServerConfig};
 use proto_ssh::msg::DisconnectReason;
 use rand_core::OsRng;
@@ -46,32 +46,7 @@ type State = state::State<ChanCv>;
 pub type Incoming = state::Incoming<PendingChannel>;
 
 /// A channel the peer asked to open.
-#[derive(Debug)]
-pub struct PendingChannel {
-    id: proto_ssh::channel::ChannelId,
-    /// What kind of channel.
-    pub kind: ChannelKind,
-    conn: SshConnection,
-}
-
-impl PendingChannel {
-    /// Accepts it.
-    pub fn accept(self) -> io::Result<Channel> {
-        let mut st = self.conn.lock();
-        st.accept_open(self.id)?;
-        self.conn.flush(&mut st);
-        drop(st);
-        Ok(Channel::new(self.id, self.conn.clone()))
-    }
-
-    /// Refuses it with an RFC 4254 reason code.
-    pub fn reject(self, reason: u32, description: &str) -> io::Result<()> {
-        let mut st = self.conn.lock();
-        st.with_channels(|c| c.reject_open(self.id, reason, description))?;
-        self.conn.flush(&mut st);
-        Ok(())
-    }
-}
+pub type PendingChannel = state::PendingChannel<SshConnection>;
 
 struct Inner {
     state: Mutex<State>,
@@ -284,22 +259,10 @@ impl SshConnection {
         let mut st = self.lock();
         loop {
             if let Some(inc) = st.try_incoming() {
-                return Some(inc?.into_incoming(|id, kind| PendingChannel {
-                    id,
-                    kind,
-                    conn: self.clone(),
-                }));
+                return Some(self.incoming(inc?));
             }
             st = self.wait(st);
         }
-    }
-
-    /// Answers the oldest global request of the peer.
-    pub fn reply_global(&self, ok: bool, bound_port: Option<u32>) -> io::Result<()> {
-        let mut st = self.lock();
-        st.with_channels(|c| c.reply_global(ok, bound_port))?;
-        self.flush(&mut st);
-        Ok(())
     }
 
     /// Sends a global request and waits for its answer: `Ok(Some(port))`
@@ -397,6 +360,7 @@ impl SshConnection {
 
 impl Handle for SshConnection {
     type Wake = ChanCv;
+    type Channel = Channel;
 
     fn lock_state(&self) -> MutexGuard<'_, State> {
         self.lock()

@@ -713,9 +713,12 @@ impl<W: ChanWake> State<W> {
 /// state, locked, and the step after every change (send what the change
 /// produced, wake whoever waits on it). The queries and plain commands
 /// are the same in every runtime, so they are written here, once.
-pub trait Handle {
+pub trait Handle: Clone {
     /// How the runtime wakes a channel's waiters.
     type Wake: ChanWake;
+
+    /// The runtime's handle on one channel.
+    type Channel: From<ChannelHandle<Self>>;
 
     /// The state, locked.
     fn lock_state(&self) -> MutexGuard<'_, State<Self::Wake>>;
@@ -767,13 +770,51 @@ pub trait Handle {
     fn disconnect(&self, description: &str) {
         self.with_state(|st| st.disconnect(description));
     }
+
+    /// Answers the global request of the last [`Incoming::Global`] that
+    /// wanted a reply (`bound_port` for a tcpip-forward of port 0).
+    fn reply_global(&self, ok: bool, bound_port: Option<u32>) -> io::Result<()> {
+        self.with_state(|st| st.with_channels(|c| c.reply_global(ok, bound_port)))
+    }
+
+    /// The application's view of what the peer asked for.
+    fn incoming(&self, inc: Inc) -> Incoming<PendingChannel<Self>> {
+        inc.into_incoming(|id, kind| PendingChannel {
+            id,
+            kind,
+            conn: self.clone(),
+        })
+    }
+}
+
+/// A channel the peer asked to open, to accept or refuse.
+#[derive(Debug)]
+pub struct PendingChannel<H: Handle> {
+    id: ChannelId,
+    /// What kind of channel.
+    pub kind: ChannelKind,
+    conn: H,
+}
+
+impl<H: Handle> PendingChannel<H> {
+    /// Accepts it.
+    pub fn accept(self) -> io::Result<H::Channel> {
+        self.conn.with_state(|st| st.accept_open(self.id))?;
+        Ok(ChannelHandle::new(self.id, self.conn).into())
+    }
+
+    /// Refuses it with an RFC 4254 reason code.
+    pub fn reject(self, reason: u32, description: &str) -> io::Result<()> {
+        self.conn
+            .with_state(|st| st.with_channels(|c| c.reject_open(self.id, reason, description)))
+    }
 }
 
 /// One channel of a connection, as every runtime's `Channel` holds it:
 /// its id, the connection, and the guard that releases the channel when
 /// the last clone goes. The runtimes' `Channel` types deref to it.
 #[derive(Clone)]
-pub struct ChannelHandle<H: Handle + Clone> {
+pub struct ChannelHandle<H: Handle> {
     /// Our id of the channel.
     pub id: ChannelId,
     /// Its connection.
@@ -781,13 +822,13 @@ pub struct ChannelHandle<H: Handle + Clone> {
     _guard: Arc<ChannelGuard<H>>,
 }
 
-impl<H: Handle + Clone> std::fmt::Debug for ChannelHandle<H> {
+impl<H: Handle> std::fmt::Debug for ChannelHandle<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Channel").field("id", &self.id).finish()
     }
 }
 
-impl<H: Handle + Clone> ChannelHandle<H> {
+impl<H: Handle> ChannelHandle<H> {
     /// A handle on channel `id` of `conn`.
     pub fn new(id: ChannelId, conn: H) -> Self {
         Self {
