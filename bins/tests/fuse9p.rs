@@ -374,3 +374,44 @@ echo "bytes=$(stat -c %s "$M"/many/* | awk '{ s += $1 } END { print s }')"
     let bytes: usize = (0..500).map(|i| i % 7).sum();
     assert_eq!(got.get("bytes"), Some(&bytes.to_string().as_str()));
 }
+
+/// A peer that takes the connection and never answers Tversion: the
+/// mount gives up after its setup limit (30 s) with an error, on either
+/// runtime's client, instead of hanging the session.
+#[test]
+fn silent_server_fails_the_mount_in_bounded_time() {
+    if !Path::new("/dev/fuse").exists() {
+        println!("SKIP fuse9p: no /dev/fuse");
+        return;
+    }
+    let mnt_dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Holds the accepted connection open, saying nothing.
+    let held = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let started = std::time::Instant::now();
+    let Some(out) = run_helper(
+        addr,
+        mnt_dir.path(),
+        "echo mounted",
+        &[],
+        Duration::from_secs(90),
+    ) else {
+        return;
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "mounted a silent server:\n{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains("mounted"), "{stdout}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(held.join().unwrap());
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains(&*mnt_dir.path().to_string_lossy()));
+}

@@ -105,9 +105,10 @@ pub fn serve(
     ready: impl FnOnce(),
 ) -> io::Result<()> {
     // Bounded: a peer that never answers Tversion or Tattach must not
-    // hang the session setup. Cleared once the session is up, as reads
-    // then legitimately wait (a fifo, a slow disk on the client).
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // hang the session setup; the stream is shut down if it takes longer
+    // (whatever the runtime waits with). Once the session is up, reads
+    // legitimately wait (a fifo, a slow disk on the client).
+    let setup_done = setup_watchdog(&stream, SETUP_TIMEOUT)?;
     let client = crate::rt::mux_client(&stream, MSIZE, MAX_IN_FLIGHT).map_err(call_to_io)?;
     // Fid numbers are the bridge's own from here on; the root is 0.
     let root = 0;
@@ -127,7 +128,7 @@ pub fn serve(
             format!("9P attach answered with {}", reply.name()),
         ));
     };
-    stream.set_read_timeout(None)?;
+    let _ = setup_done.send(());
     let fs = Bridge {
         client,
         tables: Mutex::new(Tables::new(root, qid.path)),
@@ -153,6 +154,22 @@ pub fn serve(
     // The reader thread of the 9P client ends with the stream.
     let _ = stream.shutdown(Shutdown::Both);
     r
+}
+
+/// How long the 9P version and attach may take.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Shuts `stream` down unless told within `limit` (by a send on the
+/// returned sender) that the setup is over.
+fn setup_watchdog(stream: &TcpStream, limit: Duration) -> io::Result<std::sync::mpsc::Sender<()>> {
+    let stream = stream.try_clone()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    });
+    Ok(tx)
 }
 
 /// Raises the mount's readahead from the kernel's 128 KiB start. Its
