@@ -9,6 +9,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
@@ -100,6 +101,45 @@ pub fn spawn_session(cmd: &mut Command) -> io::Result<Child> {
         });
     }
     cmd.spawn()
+}
+
+/// Our ends of a command's stdin, stdout and stderr.
+#[derive(Debug)]
+pub struct Stdio3 {
+    /// What we write the command reads.
+    pub stdin: UnixStream,
+    /// The command's output.
+    pub stdout: UnixStream,
+    /// The command's error output.
+    pub stderr: UnixStream,
+}
+
+/// [`spawn_session`] with the command's stdin, stdout and stderr on Unix
+/// socket pairs rather than pipes. A command that splices between a pipe
+/// and a file (busybox `cat` sends a file with sendfile) holds the pipe's
+/// lock until the file answers; when the file is served through this
+/// very process (the 9P forward), a read of that pipe here would block
+/// the thread that must relay the answer. The two ends of a socket pair
+/// share no such lock. Returns the child and our ends.
+pub fn spawn_session_stdio(mut cmd: Command) -> io::Result<(Child, Stdio3)> {
+    let (stdin, their_in) = UnixStream::pair()?;
+    let (stdout, their_out) = UnixStream::pair()?;
+    let (stderr, their_err) = UnixStream::pair()?;
+    cmd.stdin(OwnedFd::from(their_in))
+        .stdout(OwnedFd::from(their_out))
+        .stderr(OwnedFd::from(their_err));
+    let child = spawn_session(&mut cmd)?;
+    // The command's ends go with `cmd`, so that our reads see EOF once
+    // the command (and whatever inherited them) has closed them.
+    drop(cmd);
+    Ok((
+        child,
+        Stdio3 {
+            stdin,
+            stdout,
+            stderr,
+        },
+    ))
 }
 
 /// Gives the command default signal handling and an empty signal mask:

@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 
 use async_io::Async;
@@ -88,27 +88,21 @@ async fn reap(child: std::process::Child, group: Group) -> io::Result<ExitStatus
     blocking::unblock(move || group.reap(child)).await
 }
 
-async fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = pty::spawn_session(&mut cmd)?;
+async fn run_pipes(ch: &Channel, cmd: Command) -> io::Result<ExitStatus> {
+    // Socket pairs, not pipes: see spawn_session_stdio. Here it matters
+    // most, as one executor thread both reads the command's output and
+    // relays the 9P forward its files may come through.
+    let (child, io) = pty::spawn_session_stdio(cmd)?;
     let group = Group::register(&child)?;
     watch(ch, &group, None);
-    if let Some(stdin) = child.stdin.take() {
-        let mut stdin = Async::new(stdin)?;
+    {
+        let mut stdin = Async::new(io.stdin)?;
         let ch = ch.clone();
-        // Dropping the pipe at the channel's EOF is the command's EOF.
+        // Dropping our end at the channel's EOF is the command's EOF.
         smol::spawn(async move { copy(&mut ch.reader(), &mut stdin).await }).detach();
     }
-    let out = output(
-        child.stdout.take().map(Async::new).transpose()?,
-        ch.writer(),
-    );
-    let err = output(
-        child.stderr.take().map(Async::new).transpose()?,
-        ch.stderr_writer(),
-    );
+    let out = output(Some(Async::new(io.stdout)?), ch.writer());
+    let err = output(Some(Async::new(io.stderr)?), ch.stderr_writer());
     future::zip(out, err).await;
     reap(child, group).await
 }

@@ -8,7 +8,7 @@
 
 use std::io::{self, Read};
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -276,26 +276,20 @@ fn watch(ch: &Channel, child: &Child, master: Option<std::fs::File>) -> io::Resu
     Ok(group)
 }
 
-fn run_pipes(ch: &Channel, mut cmd: Command) -> io::Result<ExitStatus> {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = pty::spawn_session(&mut cmd)?;
+fn run_pipes(ch: &Channel, cmd: Command) -> io::Result<ExitStatus> {
+    let (child, io) = pty::spawn_session_stdio(cmd)?;
     let group = watch(ch, &child, None)?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let ch = ch.clone();
+    {
+        let (ch, mut stdin) = (ch.clone(), io.stdin);
+        // Dropping our end at the channel's EOF is the command's EOF.
         thread::spawn(move || copy(&mut ch.reader(), &mut stdin));
     }
-    let err_thread = child.stderr.take().map(|mut e| {
-        let ch = ch.clone();
+    let err_thread = {
+        let (ch, mut e) = (ch.clone(), io.stderr);
         thread::spawn(move || copy_out(&mut e, &ch, true))
-    });
-    if let Some(mut out) = child.stdout.take() {
-        copy_out(&mut out, ch, false);
-    }
-    if let Some(t) = err_thread {
-        let _ = t.join();
-    }
+    };
+    copy_out(&mut &io.stdout, ch, false);
+    let _ = err_thread.join();
     group.reap(child)
 }
 
