@@ -130,7 +130,9 @@ async fn exec(conn: &SshConnection, command: &str, input: &[u8]) -> (Vec<u8>, Ve
     let feed = async {
         let mut w = ch.writer();
         w.write_all(input).await.unwrap();
-        w.close().await.unwrap();
+        // A command that does not read stdin may be over, and its channel
+        // closed, before our EOF goes: then there is nobody to tell.
+        let _ = w.close().await;
     };
     let out = async {
         let mut v = Vec::new();
