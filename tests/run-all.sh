@@ -50,6 +50,11 @@
 #   cpu-arm64  tests/scripts/cpu-arm64.sh     (a static aarch64 cpud, built here
 #              with rust-lld, as an arm64 guest's service; cpu maps an arm64
 #              Debian tree over /bin, /lib, /usr; the 1.5 MB size budget)
+#   cpu-init   tests/scripts/cpu-init.sh      (the static cpud as a QEMU guest's
+#              literal /init: PID 1, mounts, modules, ip=, a session, power off)
+#   boards     tests/scripts/boards.sh        (packaging/dist.sh for amd64, arm64,
+#              armv7, riscv64: the 1.5 MB cpud budget per arch, static ELF of
+#              the right machine, the binaries start under qemu-user)
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -66,7 +71,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-many dnssd packaging cpu-guest cpu-arm64}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -225,6 +230,12 @@ if [ "$FAILED" = 0 ]; then
 	fi
 	if wanted cpu-arm64; then
 		step cpu-arm64 900 tests/scripts/cpu-arm64.sh
+	fi
+	if wanted cpu-init; then
+		step cpu-init 600 tests/scripts/cpu-init.sh
+	fi
+	if wanted boards; then
+		step boards 3600 tests/scripts/boards.sh
 	fi
 fi
 
