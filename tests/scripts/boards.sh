@@ -12,6 +12,9 @@
 #     the target's instruction set. (A session needs more than qemu-user
 #     gives without binfmt_misc: cpud starts its sessions by executing
 #     itself. The arm64 one serves real sessions in cpu-arm64.sh.)
+#   - the armv7 cpud serves a session in the arm64 QEMU guest (32-bit
+#     compat): uname -m, its ELF class and machine, an exit status.
+# CPU: the host's cpu for that session (default target/release/cpu).
 # DIST_ARCHES picks the architectures (default: all four).
 set -euo pipefail
 # shellcheck source=ssh/lib.sh
@@ -78,6 +81,38 @@ for a in $ARCHES; do
 		esac
 	done
 done
+
+# The armv7 cpud serves a real session on an arm64 board: the arm64 guest
+# (Cortex-A57 under TCG, Debian's kernel with 32-bit compat) runs it as
+# its service. No 9P namespace (the remote runs the guest's busybox).
+if [ -s dist/arm/cpud ] && [[ " $ARCHES " == *" arm "* ]]; then
+	ssh_init boards
+	CPU=$(abs_bin "${CPU:-target/release/cpu}")
+	if ! bin_ok "$CPU"; then
+		skip "armv7 in the arm64 guest: no $CPU"
+	elif ! "$VM_DIR/build-image.sh" -M arm64 >/dev/null 2>"$W/image.err"; then
+		fail "arm64 image: $(tail -n 5 "$W/image.err")"
+	else
+		GLOG=$W/guest.log
+		stop_guest() { "$VM_DIR/run-guest.sh" -M arm64 -S -l "$GLOG" >/dev/null 2>&1 || true; }
+		CLEANUP_HOOKS+=(stop_guest)
+		HP=$(free_port)
+		if timeout 200 "$VM_DIR/run-guest.sh" -M arm64 -b -l "$GLOG" -p "$HP:17010" -T 600 \
+			-a "$REPO/dist/arm/cpud:/bin/cpud" -a "$W/host_ed25519:/etc/cpud/hk" -a "$W/authorized_keys:/etc/cpud/pk" \
+			-r 'cpud: listening on' -- cpud -hk /etc/cpud/hk -pk /etc/cpud/pk >/dev/null 2>&1; then
+			rc=0
+			out=$(cd / && HOME=$W timeout -k 5 120 "$CPU" -9p=false -hostkeycheck=false -key "$W/client_ed25519" -sp "$HP" 127.0.0.1 \
+				sh -c 'uname -m; echo "cpud $(od -An -tx1 -j4 -N1 /proc/$PPID/exe) $(od -An -tx1 -j18 -N1 /proc/$PPID/exe)"; exit 3' 2>&1) || rc=$?
+			# ELF class 01 (32-bit), e_machine 0x28 (ARM): the session's
+			# parent is the armv7 cpud.
+			[ "$rc" = 3 ] && [ "$(tr -s ' ' <<<"$out" | tr '\n' '|')" = "aarch64|cpud 01 28|" ] &&
+				pass "arm: the armv7 cpud serves a session on an arm64 board (exit 3)" ||
+				fail "arm: session on the arm64 guest: status $rc, '$out'"
+		else
+			fail "arm: the armv7 cpud did not start in the arm64 guest: $(tail -n 10 "$GLOG" | tr '\n' '|')"
+		fi
+	fi
+fi
 
 echo "boards: $PASSES passed, $FAILS failed"
 [ "$FAILS" = 0 ]
