@@ -84,8 +84,9 @@ grep -q '^VM-READY' "$GLOG" && fail "the image's init script ran" || pass "the i
 
 # SIGTERM to PID 1: the daemon and its sessions end, the guest powers off.
 qpid=$(cat "$GPID" 2>/dev/null || true)
-HOME=$CPU_HOME timeout -k 5 60 "$CPU" -9p=false -hostkeycheck=false -key "$W/client_ed25519" \
-	-sp "$HP" 127.0.0.1 kill -TERM 1 >/dev/null 2>&1 || true
+# (From /: without the 9P namespace the remote cwd must exist there.)
+(cd / && HOME=$CPU_HOME timeout -k 5 60 "$CPU" -9p=false -hostkeycheck=false -key "$W/client_ed25519" \
+	-sp "$HP" 127.0.0.1 sh -c "kill -TERM 1" >"$W/kill.out" 2>&1) || true
 i=0
 while [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null && [ $i -lt 300 ]; do
 	sleep 0.1
@@ -94,7 +95,7 @@ done
 if [ -n "$qpid" ] && ! kill -0 "$qpid" 2>/dev/null && grep -q 'cpud: init: SIGTERM: stopping' "$GLOG"; then
 	pass "SIGTERM to PID 1: the daemon stops and the guest powers off"
 else
-	fail "power off: qemu ${qpid:-?} $(kill -0 "$qpid" 2>/dev/null && echo still running); $(tail -n 5 "$GLOG" | tr '\n' '|')"
+	fail "power off: qemu ${qpid:-?} $(kill -0 "$qpid" 2>/dev/null && echo still running); $(cat "$W/kill.out"); $(tail -n 5 "$GLOG" | tr '\n' '|')"
 fi
 
 echo "cpu-init: $PASSES passed, $FAILS failed"
