@@ -90,7 +90,13 @@ for arch in "$@"; do
 		# fortified printf), and the panic machinery is gone: about
 		# 0.8 MB less than with panic = "abort". std's unwind crate
 		# still names -lunwind: an empty archive.
-		export "$(env_name "$t" RUSTFLAGS)=-C target-feature=+crt-static -C link-self-contained=no -L native=$S -Zpre-link-arg=$S/crt1.o -Zpre-link-arg=$S/crti.o -C link-arg=$S/crtn.o"
+		# A static-pie target (x86_64) starts from rcrt1.o, which
+		# relocates the program itself.
+		crt=crt1.o
+		rustc "+$NIGHTLY" -Zunstable-options --print target-spec-json --target "$t" |
+			grep -q '"static-position-independent-executables": true' && crt=rcrt1.o
+		export "$(env_name "$t" LINKER)=rust-lld" \
+			"$(env_name "$t" RUSTFLAGS)=-C target-feature=+crt-static -C link-self-contained=no -L native=$S -Zpre-link-arg=$S/$crt -Zpre-link-arg=$S/crti.o -C link-arg=$S/crtn.o"
 		cargo "+$NIGHTLY" build -q -Zbuild-std=std,panic_abort -Zpanic-immediate-abort \
 			--config 'profile.release.panic="immediate-abort"' --release --target "$t" \
 			--target-dir target/build-std -p cpu-bins --bin cpu --bin cpud
