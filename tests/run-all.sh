@@ -115,7 +115,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -137,6 +137,9 @@ setup() {
 	for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
 		rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" || true
 	done
+	# (boards: packaging/dist.sh fetches what else it needs itself: the
+	# armv7 and riscv64 musl targets, or nightly with rust-src and
+	# Debian's musl-dev for -Zbuild-std.)
 	for p in pjdfstest fsx; do
 		[ -x "$TOOLS_BIN/$p" ] && continue
 		echo "cargo install --locked $p (into $CACHE/cargo)"
