@@ -50,6 +50,11 @@
 #   cpu-arm64  tests/scripts/cpu-arm64.sh     (a static aarch64 cpud, built here
 #              with rust-lld, as an arm64 guest's service; cpu maps an arm64
 #              Debian tree over /bin, /lib, /usr; the 1.5 MB size budget)
+#   cpu-init   tests/scripts/cpu-init.sh      (the static cpud as a QEMU guest's
+#              literal /init: PID 1, mounts, modules, ip=, a session, power off)
+#   boards     tests/scripts/boards.sh        (packaging/dist.sh for amd64, arm64,
+#              armv7, riscv64: the 1.5 MB cpud budget per arch, static ELF of
+#              the right machine, the binaries start under qemu-user)
 #
 # Env:
 #   SERVER=ours|diod  server under test (default: ours when the workspace has
@@ -66,7 +71,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-many dnssd packaging cpu-guest cpu-arm64}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -114,7 +119,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -136,6 +141,9 @@ setup() {
 	for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
 		rustup target list --installed 2>/dev/null | grep -qx "$t" || rustup target add "$t" || true
 	done
+	# (boards: packaging/dist.sh fetches what else it needs itself: the
+	# armv7 and riscv64 musl targets, or nightly with rust-src and
+	# Debian's musl-dev for -Zbuild-std.)
 	for p in pjdfstest fsx; do
 		[ -x "$TOOLS_BIN/$p" ] && continue
 		echo "cargo install --locked $p (into $CACHE/cargo)"
@@ -254,12 +262,17 @@ if [ "$FAILED" = 0 ]; then
 		if wanted cpu-arm64; then
 			step "cpu-arm64$sfx" 900 tests/scripts/cpu-arm64.sh
 		fi
+		if wanted cpu-init; then
+			step "cpu-init$sfx" 600 tests/scripts/cpu-init.sh
+		fi
 	done
 	unset CPU_RS_RUNTIME CPU CPUD DECPU DECPUD
 	if wanted packaging; then
 		step packaging 300 tests/scripts/packaging.sh
 	fi
-
+	if wanted boards; then
+		step boards 3600 tests/scripts/boards.sh
+	fi
 fi
 
 say "summary ($(($(date +%s) - START)) s total, server under test: ${SERVER:-?})"

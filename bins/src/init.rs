@@ -2,13 +2,18 @@
 //!
 //! Init mounts what a bare kernel lacks (/proc, /sys, /dev, /dev/pts,
 //! and /tmp, /run unless they hold files), brings up loopback (the 9P
-//! forward dials 127.0.0.1), and then does nothing but reap: the daemon itself runs as its child (the
+//! forward dials 127.0.0.1); as PID 1 it also loads the kernel modules
+//! listed in [`MODULES_FILE`] and configures the interface of the kernel
+//! command line's `ip=` (for a kernel whose drivers are modules, where
+//! nothing else would). Then it does nothing but reap: the daemon itself runs as its child (the
 //! same program started again), so that the sessions' own waits and the
 //! reaping of orphans never take each other's children. A daemon that
 //! dies is started again. SIGTERM or SIGINT (Ctrl-Alt-Del) stop the
 //! daemon, which ends its sessions; then PID 1 powers off, and `-init`
 //! only exits.
 
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -26,6 +31,113 @@ pub const CHILD_ENV: &str = "CPUD_INIT_CHILD";
 /// own daemon child.
 pub fn wanted(flag: bool) -> bool {
     (flag || std::process::id() == 1) && std::env::var_os(CHILD_ENV).is_none()
+}
+
+/// Kernel modules PID 1 loads before the network, one file a line, in
+/// dependency order: an absolute path, or one under
+/// /lib/modules/RELEASE. Blank lines and `#` comments are skipped; a
+/// module already there is fine.
+pub const MODULES_FILE: &str = "/etc/cpud/modules";
+
+/// The kernel command line's `ip=` (the kernel's IP autoconfiguration
+/// syntax, `ip=ADDR:SERVER:GW:NETMASK:HOSTNAME:DEVICE:AUTOCONF`), when it
+/// is static: an address, and AUTOCONF empty, `off` or `none`. The device
+/// defaults to eth0, the netmask to the address's class.
+#[derive(Debug, PartialEq)]
+pub struct IpParam {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub gw: Option<Ipv4Addr>,
+    pub dev: String,
+}
+
+/// Finds a static `ip=` among the words of a kernel command line.
+pub fn ip_param(cmdline: &str) -> Option<IpParam> {
+    let v = cmdline
+        .split_whitespace()
+        .take_while(|w| *w != "--")
+        .filter_map(|w| w.strip_prefix("ip="))
+        .last()?;
+    let f: Vec<&str> = v.split(':').collect();
+    let field = |i: usize| f.get(i).copied().unwrap_or("");
+    if !matches!(field(6), "" | "off" | "none") {
+        return None;
+    }
+    let addr: Ipv4Addr = field(0).parse().ok()?;
+    let mask = match field(3) {
+        "" => {
+            let bits = match addr.octets()[0] {
+                0..=127 => 8,
+                128..=191 => 16,
+                _ => 24,
+            };
+            Ipv4Addr::from(u32::MAX << (32 - bits))
+        }
+        m => m.parse().ok()?,
+    };
+    let gw = match field(2) {
+        "" => None,
+        g => Some(g.parse().ok()?),
+    };
+    let dev = match field(5) {
+        "" => "eth0".to_string(),
+        d => d.to_string(),
+    };
+    Some(IpParam {
+        addr,
+        mask,
+        gw,
+        dev,
+    })
+}
+
+/// Loads the modules of [`MODULES_FILE`], if there is one.
+fn load_modules(debug: bool) {
+    let Ok(list) = std::fs::read_to_string(MODULES_FILE) else {
+        return;
+    };
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let dir = Path::new("/lib/modules").join(release.trim());
+    for line in list.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let path = dir.join(line);
+        let loaded = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                match nix::kmod::finit_module(&f, c"", nix::kmod::ModuleInitFlags::empty()) {
+                    Ok(()) | Err(Errno::EEXIST) => Ok(()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
+        match loaded {
+            Ok(()) if debug => eprintln!("cpud: init: loaded {}", path.display()),
+            Ok(()) => {}
+            Err(e) => eprintln!("cpud: init: module {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Configures the interface of the kernel command line's `ip=`; waits up
+/// to 5 s for the device (a driver just loaded may probe late).
+fn ip_from_cmdline(debug: bool) {
+    let Some(ip) = std::fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|c| ip_param(&c))
+    else {
+        return;
+    };
+    let sys = Path::new("/sys/class/net").join(&ip.dev);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !sys.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    match crate::netif::configure(&ip.dev, ip.addr, ip.mask, ip.gw) {
+        Ok(()) if debug => eprintln!("cpud: init: {ip:?}"),
+        Ok(()) => {}
+        Err(e) => eprintln!("cpud: init: ip= on {}: {e}", ip.dev),
+    }
 }
 
 /// The file systems init mounts where nothing is mounted yet.
@@ -149,6 +261,12 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
         eprintln!("cpud: init: bringing up lo: {e}");
     }
     if pid1 {
+        // Only as PID 1: with -init (a service, a test) the machine's
+        // modules and interfaces are someone else's.
+        load_modules(debug);
+        ip_from_cmdline(debug);
+    }
+    if pid1 {
         // Ctrl-Alt-Del becomes SIGINT to us instead of an instant reboot.
         let _ = nix::sys::reboot::set_cad_enabled(false);
     } else {
@@ -226,6 +344,38 @@ mod tests {
                     23 1 0:22 / /my\\040dir rw - tmpfs tmpfs rw\n\
                     bad line\n";
         assert_eq!(mount_points(text), vec!["/proc", "/my dir"]);
+    }
+
+    #[test]
+    fn ip_params() {
+        let a = |s: &str| s.parse::<Ipv4Addr>().expect("an address");
+        assert_eq!(
+            ip_param("console=ttyS0 ip=10.0.2.15::10.0.2.2:255.255.255.0::eth0:off quiet"),
+            Some(IpParam {
+                addr: a("10.0.2.15"),
+                mask: a("255.255.255.0"),
+                gw: Some(a("10.0.2.2")),
+                dev: "eth0".into()
+            })
+        );
+        assert_eq!(
+            ip_param("ip=192.168.1.7"),
+            Some(IpParam {
+                addr: a("192.168.1.7"),
+                mask: a("255.255.255.0"),
+                gw: None,
+                dev: "eth0".into()
+            })
+        );
+        assert_eq!(
+            ip_param("ip=10.1.2.3:::::end0").map(|p| (p.mask, p.dev)),
+            Some((a("255.0.0.0"), "end0".into()))
+        );
+        // DHCP is not ours; nor are the words init gets as arguments.
+        assert_eq!(ip_param("ip=dhcp"), None);
+        assert_eq!(ip_param("ip=10.0.0.2::::::dhcp"), None);
+        assert_eq!(ip_param("quiet -- ip=10.0.0.2"), None);
+        assert_eq!(ip_param("ip=10.0.0.300"), None);
     }
 
     #[test]
