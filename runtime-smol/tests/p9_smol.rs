@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../runtime-std/tests/support/p9.rs"]
+mod support;
+
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -75,16 +78,7 @@ fn mux(addr: SocketAddr, max_in_flight: usize) -> (Arc<MuxClient>, TcpStream) {
     let writer = Async::new(stream.try_clone().unwrap()).unwrap();
     let reader = Async::new(stream).unwrap();
     let c = MuxClient::connect(reader, writer, 1 << 20, max_in_flight).unwrap();
-    let r = c
-        .call(Tattach {
-            fid: 0,
-            afid: NOFID,
-            uname: Vec::new(),
-            aname: Vec::new(),
-            n_uname: NOFID,
-        })
-        .unwrap();
-    assert!(matches!(r, Message::Rattach(_)), "{r:?}");
+    support::attach_root(&c);
     (Arc::new(c), keep)
 }
 

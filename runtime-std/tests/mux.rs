@@ -3,13 +3,16 @@
 //! others, the in-flight bound and the end of the session.
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/p9.rs"]
+mod support;
+
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use proto_9p::consts::{getattr, open_flags, NOFID};
+use proto_9p::consts::{getattr, open_flags};
 use proto_9p::messages::*;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::p9client::{CallError, MuxClient};
@@ -36,16 +39,7 @@ fn start(root: &Path, max_in_flight: usize) -> (MuxClient, TcpStream) {
     let reader = stream.try_clone().unwrap();
     let keep = stream.try_clone().unwrap();
     let c = MuxClient::connect(reader, stream, 1 << 20, max_in_flight).unwrap();
-    let r = c
-        .call(Tattach {
-            fid: 0,
-            afid: NOFID,
-            uname: Vec::new(),
-            aname: Vec::new(),
-            n_uname: NOFID,
-        })
-        .unwrap();
-    assert!(matches!(r, Message::Rattach(_)), "{r:?}");
+    support::attach_root(&c);
     (c, keep)
 }
 

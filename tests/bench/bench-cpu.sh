@@ -32,15 +32,6 @@ CPUD_PORT=$CPORT
 
 run_cpu() { (cd "$HD" && timeout -k 5 900 "$CPU" -hostkeycheck=false -key "$W/client_ed25519" -sp "$CPUD_PORT" 127.0.0.1 "$@"); }
 run_ssh() { (cd "$HD" && SSH_TMO=900 ossh "$SSHD_PORT" -- "cd $HD && $*"); }
-# secs CMD...: wall seconds of one run.
-secs_of() {
-	local t0 t1
-	t0=$(now)
-	"$@" >/dev/null
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
-}
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 say "latency: $RUNS runs each"
 cpu_true=$(for _ in $(seq "$RUNS"); do secs_of run_cpu true; done | median)

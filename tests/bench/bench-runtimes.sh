@@ -37,15 +37,7 @@ CLEANUP_HOOKS+=(drop_hd)
 head -c "$CAT_BYTES" /dev/urandom >"$HD/big.bin"
 
 rss() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 run_cpu() { (cd "$HD" && HOME=$W/home exec timeout -k 5 600 "$CPU" -hostkeycheck=false -key "$W/client_ed25519" -sp "$CPORT" 127.0.0.1 "$@"); }
-secs_of() {
-	local t0 t1
-	t0=$(now)
-	"$@" >/dev/null
-	t1=$(now)
-	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
-}
 
 # measure RT: prints "cat_mibs sessions_per_s idle_kib busy_kib total_kib".
 measure() {

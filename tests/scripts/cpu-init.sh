@@ -18,15 +18,7 @@ set -euo pipefail
 # shellcheck source=ssh/lib.sh
 . "$(dirname "$0")/ssh/lib.sh"
 
-T=x86_64-unknown-linux-musl
-if ! rustup target list --installed 2>/dev/null | grep -qx "$T"; then
-	timeout 300 rustup target add "$T" >/dev/null 2>&1 || { echo "SKIP: no $T target for rustup"; exit 0; }
-fi
-(cd "$REPO" && cargo build -q --release --target "$T" -p cpu-bins $(runtime_features) --bin cpud) ||
-	{ echo "FAIL: building cpud for $T"; exit 1; }
-CPUD=$REPO/target/$T/release/cpud
-CPU=$(abs_bin "${CPU:-target/release/cpu}")
-bin_ok "$CPU" || { echo "SKIP: no $CPU"; exit 0; }
+static_cpud x86_64-unknown-linux-musl
 ssh_init cpu-init
 CPU_HOME=$W/home
 mkdir -p "$CPU_HOME"

@@ -257,6 +257,17 @@ start_o10_sshd() {
 	return 1
 }
 
+# secs_of CMD...: the wall seconds of one run of CMD (its output dropped).
+secs_of() {
+	local t0 t1
+	t0=$(date +%s.%N)
+	"$@" >/dev/null
+	t1=$(date +%s.%N)
+	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f\n", b - a }'
+}
+# median: of the numbers on stdin, one a line.
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
 # CPU_RS_RUNTIME (std or smol): the runtime of the binaries under test.
 # Binaries a script builds itself (static, cross) are built with the same
 # one: runtime_features gives the cargo flags for it.
@@ -266,6 +277,23 @@ runtime_features() {
 	smol) echo "--features runtime-smol" ;;
 	*) echo "CPU_RS_RUNTIME must be std or smol" >&2; return 1 ;;
 	esac
+}
+
+# static_cpud TARGET: a static cpud for TARGET (a rustup musl target, added
+# when missing), built with the runtime under test, as CPUD; CPU is this
+# machine's cpu (default target/release/cpu). SKIP (exit 0) when the
+# target or cpu cannot be had; FAIL (exit 1) when the build fails.
+static_cpud() {
+	local t=$1
+	if ! rustup target list --installed 2>/dev/null | grep -qx "$t"; then
+		timeout 300 rustup target add "$t" >/dev/null 2>&1 || { echo "SKIP: no $t target for rustup"; exit 0; }
+	fi
+	# shellcheck disable=SC2046 # runtime_features is zero or two words
+	(cd "$REPO" && cargo build -q --release --target "$t" -p cpu-bins $(runtime_features) --bin cpud) ||
+		{ echo "FAIL: building cpud for $t"; exit 1; }
+	CPUD=$REPO/target/$t/release/cpud
+	CPU=$(abs_bin "${CPU:-target/release/cpu}")
+	bin_ok "$CPU" || { echo "SKIP: no $CPU"; exit 0; }
 }
 
 # cpu_bins: CPU and CPUD (default target/release/{cpu,cpud}), absolute;
