@@ -21,9 +21,8 @@ BINS="--bin cpu --bin cpud"
 cargo build -q --release -p cpu-bins --features runtime-smol $BINS
 mkdir -p target/smol
 cp target/release/cpu target/release/cpud target/smol/
-# Forces the default build's binaries back in place (a fresh build does
-# not always copy them again).
-touch bins/src/rt/mod.rs
+# Cargo puts the default build's binaries back in place (it links the
+# outputs even of a build that is up to date).
 cargo build -q --release -p cpu-bins $BINS
 cmp -s target/release/cpud target/smol/cpud && { echo "the two builds are the same binary" >&2; exit 1; }
 
