@@ -50,13 +50,15 @@ measure() {
 	cat_s=$(for _ in 1 2 3; do secs_of run_cpu cat big.bin; done | median)
 	rm -f "$HD"/up.* "$W/gate"
 	mkfifo "$W/gate"
-	# Each session waits on stdin, a fifo whose only writer we hold.
-	exec 9<>"$W/gate"
+	# Each session waits on stdin, a fifo whose only writer we hold: it is
+	# opened once every cpu is started, so that none of them inherits it
+	# (each open for reading waits for it), and closing it ends them all.
 	t0=$(now)
 	for i in $(seq 1 "$N"); do
 		run_cpu sh -c "touch up.$i; read x" <"$W/gate" >/dev/null 2>"$W/err-$rt-$i" &
 		pids+=($!)
 	done
+	exec 9<>"$W/gate"
 	n=0
 	until [ "$(find "$HD" -maxdepth 1 -name 'up.*' | wc -l)" -ge "$N" ] || [ $n -ge 3000 ]; do
 		sleep 0.1

@@ -83,8 +83,19 @@ fn watch(ch: &Channel, group: &Group, master: Option<Arc<Async<File>>>) {
     .detach();
 }
 
-/// Waits for the child on the blocking pool, and ends its session.
+/// Waits for the child, and ends its session. The wait holds no thread:
+/// the child's pidfd turns readable when it exits (Linux 5.3 and later),
+/// and only then is it reaped, on the blocking pool (the reap also kills
+/// what the command left in its session). Waiting there instead would
+/// take a pool thread per running session, and the pool grows slowly: a
+/// long session at the head of its queue held back the exit statuses of
+/// the sessions behind it.
 async fn reap(child: std::process::Child, group: Group) -> io::Result<ExitStatus> {
+    let pid = rustix::process::Pid::from_child(&child);
+    // Without pidfds (an old kernel), the wait itself goes to the pool.
+    if let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Async::new(File::from(fd))?.readable().await?;
+    }
     blocking::unblock(move || group.reap(child)).await
 }
 
