@@ -12,19 +12,23 @@
 #            daemon with the sessions open, and the daemon together with
 #            its session children (each holds a 9P mount).
 #
-# Ratios: smol / std. Builds both (the smol one into target/smol). Runs as
+# Ratios: smol / std. Builds both (into target/bench-std, bench-smol). Runs as
 # root (namespaces); files in a fresh folder under /home, removed after.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$REPO"
 BINS="--bin cpu --bin cpud"
-cargo build -q --release -p cpu-bins --features runtime-smol $BINS
-mkdir -p target/smol
-cp target/release/cpu target/release/cpud target/smol/
-# Cargo puts the default build's binaries back in place (it links the
-# outputs even of a build that is up to date).
-cargo build -q --release -p cpu-bins $BINS
-cmp -s target/release/cpud target/smol/cpud && { echo "the two builds are the same binary" >&2; exit 1; }
+# BENCH_RT_TARGET (e.g. x86_64-unknown-linux-musl): the static builds a
+# board runs, rather than this machine's default target.
+T=${BENCH_RT_TARGET:-}
+OUT=target/release TARGET=()
+[ -n "$T" ] && OUT=target/$T/release TARGET=(--target "$T")
+cargo build -q --release "${TARGET[@]}" -p cpu-bins --features runtime-smol $BINS
+mkdir -p target/bench-smol target/bench-std
+cp "$OUT/cpu" "$OUT/cpud" target/bench-smol/
+cargo build -q --release "${TARGET[@]}" -p cpu-bins $BINS
+cp "$OUT/cpu" "$OUT/cpud" target/bench-std/
+cmp -s target/bench-std/cpud target/bench-smol/cpud && { echo "the two builds are the same binary" >&2; exit 1; }
 
 . "$REPO/tests/scripts/ssh/lib.sh"
 N=${BENCH_RT_SESSIONS:-200}
@@ -41,8 +45,7 @@ run_cpu() { (cd "$HD" && HOME=$W/home exec timeout -k 5 600 "$CPU" -hostkeycheck
 # measure RT: prints "cat_mibs sessions_per_s idle_kib busy_kib total_kib".
 measure() {
 	local rt=$1 dir i n pids=() t0 t1 up busy total c
-	dir=$REPO/target/release
-	[ "$rt" = smol ] && dir=$REPO/target/smol
+	dir=$REPO/target/bench-$rt
 	CPU=$dir/cpu CPUD=$dir/cpud
 	start_cpud "cpud-$rt" -hk "$W/host_ed25519" >&2 || return 1
 	idle=$(rss "$CPID")
