@@ -202,18 +202,14 @@ impl Plan {
     }
 
     /// Prints what the host key check had to say, then judges the login.
-    pub fn logged_in<C>(
-        &self,
-        login: io::Result<C>,
-        algorithms: impl Fn(&C) -> Option<[&'static str; 4]>,
-    ) -> Result<C, Failure> {
+    pub fn logged_in<C: Handle>(&self, login: io::Result<C>) -> Result<C, Failure> {
         if let Ok(mut m) = self.messages.lock() {
             for line in m.drain(..) {
                 eprintln!("{line}");
             }
         }
         let conn = login.map_err(|e| login_failure(&e))?;
-        if let Some([kex, hk, c, _]) = algorithms(&conn) {
+        if let Some([kex, hk, c, _]) = conn.algorithms() {
             debug!(self.debug, "logged in: {kex}, {hk}, {c}");
         }
         Ok(conn)

@@ -59,7 +59,7 @@ impl<T, F: FnMut(&str)> Tap<T, F> {
     }
 
     /// The stream tapped, for the async adapters of `crate::rt`.
-    #[allow(dead_code)] // only the smol runtime's adapters use it
+    #[cfg_attr(not(feature = "runtime-smol"), allow(dead_code))]
     pub(crate) fn inner_mut(&mut self) -> &mut T {
         &mut self.inner
     }

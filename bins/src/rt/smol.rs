@@ -1,6 +1,6 @@
 //! runtime-smol: cpud's connections and sessions are tasks on smol's
-//! executor, sockets and pipes are `Async`; only what has no async form
-//! waits on a thread (sigwait, stdin, a child's exit, FUSE's workers).
+//! executor, sockets are `Async`; only what has no async form waits on a
+//! thread (sigwait, stdin, FUSE's workers).
 
 use std::io;
 use std::net::{TcpListener, TcpStream};
@@ -29,9 +29,6 @@ use crate::dbg9p::Tap;
 use crate::net::{Listener, Stream};
 
 pub use runtime_smol::p9client::{MuxClient, Pending};
-
-/// The runtime's name, for logs and benchmarks.
-pub const NAME: &str = "smol";
 
 /// Serves every connection `listener` accepts, a task each.
 pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
@@ -109,7 +106,7 @@ pub fn run_client(
     let stream = SharedStream::new(stream).map_err(|e| step_failed("socket", e))?;
     smol::block_on(async {
         let login = SshConnection::client(stream, config).await;
-        let conn = plan.logged_in(login, SshConnection::algorithms)?;
+        let conn = plan.logged_in(login)?;
         let mut port9p = None;
         if plan.ninep.is_some() {
             for req in Plan::forward_requests() {

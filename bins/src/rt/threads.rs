@@ -22,9 +22,6 @@ use crate::net::{Listener, Stream};
 
 pub use runtime_std::p9client::{MuxClient, Pending};
 
-/// The runtime's name, for logs and benchmarks.
-pub const NAME: &str = "std";
-
 /// Serves every connection `listener` accepts, one thread each.
 pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
     loop {
@@ -92,10 +89,7 @@ pub fn run_client(
     plan: &Arc<Plan>,
     signals: SigSet,
 ) -> Result<Option<ExitStatus>, Failure> {
-    let conn = plan.logged_in(
-        SshConnection::client(stream, config),
-        SshConnection::algorithms,
-    )?;
+    let conn = plan.logged_in(SshConnection::client(stream, config))?;
     let mut port9p = None;
     if plan.ninep.is_some() {
         for req in Plan::forward_requests() {
