@@ -6,11 +6,12 @@
 use std::io;
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once, PoisonError};
+use std::time::Duration;
 
 use nix::sys::signal::{SigSet, Signal};
 use proto_ssh::channel::{ChannelKind, ChannelRequest, GlobalRequest};
-use proto_ssh::connection::ClientConfig;
+use proto_ssh::connection::{ClientConfig, Keepalive};
 use proto_ssh::sig::Signer;
 use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
 use rand_core::RngCore;
@@ -37,8 +38,8 @@ pub mod exit {
     pub const AUTH: u8 = 253;
     /// The server could not be reached.
     pub const CONNECT: u8 = 254;
-    /// Interrupted at the passphrase prompt (128 + SIGINT, as a shell
-    /// reports a command killed by it).
+    /// Interrupted at the passphrase prompt or while connecting (128 +
+    /// SIGINT, as a shell reports a command killed by it).
     pub const INTERRUPTED: u8 = 130;
     /// Any other failure of the connection.
     pub const SSH: u8 = 255;
@@ -87,7 +88,14 @@ pub struct Options {
     /// What the host key check has to say (a key learned, a key changed),
     /// printed once the login is over.
     pub messages: Arc<Mutex<Vec<String>>>,
+    /// Bounds the connect, and separately the login (ConnectTimeout).
+    pub connect_timeout: Duration,
+    /// Keepalive probes (ServerAliveInterval, ServerAliveCountMax).
+    pub keepalive: Option<Keepalive>,
 }
+
+/// The connect and login time-out without ssh_config's ConnectTimeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Options {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -118,32 +126,70 @@ fn forwarded_signals() -> SigSet {
     set
 }
 
-/// Runs the command; returns its exit code.
-pub fn run(mut o: Options) -> Result<u8, Failure> {
+/// Where the signals of [`forwarded_signals`] go once the command runs:
+/// the runtime's way of sending one as a channel request.
+pub type Forward = Box<dyn Fn(Signal) + Send>;
+
+/// The forward in place; none while connecting, when a signal ends cpu.
+static FORWARD: Mutex<Option<Forward>> = Mutex::new(None);
+
+/// Blocks the forwarded signals and starts, once per process (decpu
+/// runs several), the thread that takes them: before the command runs
+/// INT, TERM and HUP end cpu at once (whatever the connection waits
+/// for), after it they go to [`FORWARD`].
+fn take_signals() -> Result<(), Failure> {
     let signals = forwarded_signals();
     signals
         .thread_block()
         .map_err(|e| Failure::new(exit::SSH, format!("blocking signals: {e}")))?;
+    *FORWARD.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    static START: Once = Once::new();
+    START.call_once(|| {
+        std::thread::spawn(move || {
+            while let Ok(sig) = signals.wait() {
+                let forward = FORWARD.lock().unwrap_or_else(PoisonError::into_inner);
+                match &*forward {
+                    Some(f) => f(sig),
+                    None if sig == Signal::SIGWINCH => {}
+                    None => {
+                        eprintln!("cpu: {sig} before the command started: giving up");
+                        // No terminal mode to restore yet: the forward is
+                        // in place before raw mode.
+                        std::process::exit(128 + sig as i32);
+                    }
+                }
+            }
+        });
+    });
+    Ok(())
+}
+
+/// Runs the command; returns its exit code.
+pub fn run(mut o: Options) -> Result<u8, Failure> {
+    take_signals()?;
     debug!(o.debug, "connecting to {} as {}", o.target, o.user);
-    let stream = net::dial(&o.target).map_err(|e| {
+    let stream = net::dial(&o.target, o.connect_timeout).map_err(|e| {
+        let why = if e.kind() == io::ErrorKind::TimedOut {
+            format!(
+                "no answer within {} s (ConnectTimeout)",
+                o.connect_timeout.as_secs()
+            )
+        } else {
+            e.to_string()
+        };
         Failure::new(
             exit::CONNECT,
-            format!("cannot connect to {}: {e}", o.target),
+            format!("cannot connect to {}: {why}", o.target),
         )
     })?;
     let keys = std::mem::take(&mut o.keys);
     let check = std::mem::replace(&mut o.host_key_check, Box::new(AcceptAnyHostKey));
-    let config = ClientConfig::with_signers(&o.user, keys, check);
+    let mut config = ClientConfig::with_signers(&o.user, keys, check);
+    config.common.keepalive = o.keepalive;
     let plan = Arc::new(Plan::new(o)?);
-    let status = crate::rt::run_client(stream, config, &plan, signals)?;
+    let status = crate::rt::run_client(stream, config, &plan)?;
     debug!(plan.debug, "the command ended: {status:?}");
-    match status {
-        Some(s) => Ok(s.code()),
-        None => Err(Failure::new(
-            exit::SSH,
-            "the connection ended without the command's status",
-        )),
-    }
+    Ok(status.code())
 }
 
 /// Everything of a run but the waiting, which is the runtime's
@@ -157,6 +203,10 @@ pub struct Plan {
     pub dbg9p: bool,
     /// The export behind the 9P forward, with its nonce; none with -9p=false.
     pub ninep: Option<(Arc<LocalExport>, String)>,
+    /// How long the login (banner, key exchange, authentication) may take.
+    pub login_timeout: Duration,
+    /// Where we connected, for messages.
+    target: String,
     env: Vec<(String, String)>,
     cmd: Vec<String>,
     stdin_tty: bool,
@@ -194,6 +244,8 @@ impl Plan {
             debug: o.debug,
             dbg9p: o.dbg9p,
             ninep,
+            login_timeout: o.connect_timeout,
+            target: o.target.to_string(),
             env,
             cmd,
             stdin_tty: tty::is_tty(io::stdin().as_fd()),
@@ -208,7 +260,20 @@ impl Plan {
                 eprintln!("{line}");
             }
         }
-        let conn = login.map_err(|e| login_failure(&e))?;
+        let conn = login.map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                Failure::new(
+                    exit::SSH,
+                    format!(
+                        "{}: no SSH login within {} s (ConnectTimeout); is cpud running there?",
+                        self.target,
+                        self.login_timeout.as_secs()
+                    ),
+                )
+            } else {
+                login_failure(&e)
+            }
+        })?;
         if let Some([kex, hk, c, _]) = conn.algorithms() {
             debug!(self.debug, "logged in: {kex}, {hk}, {c}");
         }
@@ -279,6 +344,29 @@ impl Plan {
         let command = quote::remote_command(port9p, &self.cmd);
         debug!(self.debug, "exec {command:?}");
         ChannelRequest::Exec(command.into_bytes())
+    }
+
+    /// From now on signals go to `forward` instead of ending cpu; called
+    /// once the exec request is answered, before raw mode.
+    pub fn forward_signals(&self, forward: Forward) {
+        *FORWARD.lock().unwrap_or_else(PoisonError::into_inner) = Some(forward);
+    }
+
+    /// The failure for a connection that ended without the command's
+    /// status, with the connection's reason (unanswered keepalives, a
+    /// disconnect).
+    pub fn no_status<C: Handle>(&self, conn: &C) -> Failure {
+        let why = conn
+            .with_state(|st| st.closed_error())
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        Failure::new(
+            exit::SSH,
+            format!(
+                "the connection to {} ended without the command's status{why}",
+                self.target
+            ),
+        )
     }
 
     /// Judges the exec reply; with a terminal, enters raw mode (left when

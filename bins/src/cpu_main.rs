@@ -11,6 +11,7 @@ use crate::keys::{self, KeyError, KeyFile};
 use crate::known_hosts::{self, PinnedHostKey, TofuCheck};
 use crate::net::{Net, Target};
 use crate::{agent, namespace, passphrase, ssh_config};
+use proto_ssh::connection::Keepalive;
 use proto_ssh::sig::Signer;
 use proto_ssh::transport::AcceptAnyHostKey;
 use std::sync::{Arc, Mutex};
@@ -48,7 +49,7 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
     }
     let home = std::env::var("HOME").unwrap_or_default();
     let local_user = std::env::var("USER").unwrap_or_else(|_| "root".into());
-    let resolved = ssh_config_for(&a.host, &home, &local_user, debug(a))?;
+    let resolved = ssh_config_for(&a.host, &home, &local_user)?;
     let user = resolved.user.clone().unwrap_or_else(|| local_user.clone());
     let host = resolved.host.clone();
     // -sp, else ssh_config's Port, else cpud's port (never 22 by accident).
@@ -86,13 +87,19 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
         pin.messages = messages.clone();
         Box::new(pin)
     } else if a.hostkeycheck {
-        let path = known_hosts::default_path().ok_or_else(|| {
+        // UserKnownHostsFile's first file: the one ssh writes to.
+        let path = match resolved.known_hosts_files.first() {
+            Some(f) => Some(PathBuf::from(f)),
+            None => known_hosts::default_path(),
+        }
+        .ok_or_else(|| {
             usage("no $HOME for ~/.ssh/known_hosts: set HOME, or give -hostkeycheck=false")
         })?;
         let (kh_host, kh_port) = target.known_hosts_name();
         let mut check = TofuCheck::new(path.clone(), &kh_host, kh_port)
             .map_err(|e| usage(format!("{}: {e}", path.display())))?;
         check.messages = messages.clone();
+        check.strict = resolved.strict.unwrap_or_default();
         Box::new(check)
     } else {
         Box::new(AcceptAnyHostKey)
@@ -109,6 +116,13 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
         cmd: a.cmd.clone(),
         debug: debug(a),
         dbg9p: a.dbg9p || a.dump,
+        connect_timeout: resolved
+            .connect_timeout
+            .unwrap_or(crate::client::DEFAULT_CONNECT_TIMEOUT),
+        keepalive: resolved.keepalive.map(|(interval, max_missed)| Keepalive {
+            interval,
+            max_missed,
+        }),
     })
 }
 
@@ -235,22 +249,44 @@ fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Fai
     Ok(files)
 }
 
-/// Host, user, port and keys from `~/.ssh/config`, then
-/// `/etc/ssh/ssh_config` (the first value found wins), as OpenSSH reads
-/// them. Missing files are no error.
-fn ssh_config_for(
-    host_arg: &str,
-    home: &str,
-    user: &str,
-    debug: bool,
-) -> Result<ssh_config::Resolved, Failure> {
-    let mut loader = |path: &str| -> Result<Option<String>, String> {
+/// Reads ssh_config files and lists the directories of Include globs.
+struct FsLoader;
+
+impl ssh_config::IncludeLoader for FsLoader {
+    fn load(&mut self, path: &str) -> Result<Option<String>, String> {
+        use std::io::ErrorKind;
         match std::fs::read_to_string(path) {
             Ok(t) => Ok(Some(t)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A glob may name a directory, or a path through a file: ssh
+            // reads nothing there.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::NotFound | ErrorKind::IsADirectory | ErrorKind::NotADirectory
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(format!("{path}: {e}")),
         }
-    };
+    }
+
+    fn list(&mut self, dir: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .collect()
+    }
+}
+
+/// Host, user, port, keys and connection settings from `~/.ssh/config`,
+/// then `/etc/ssh/ssh_config` (the first value found wins), as OpenSSH
+/// reads them. Missing files are no error; what cannot be honoured (a
+/// `Match exec`) is said in one line each.
+fn ssh_config_for(host_arg: &str, home: &str, user: &str) -> Result<ssh_config::Resolved, Failure> {
+    use ssh_config::IncludeLoader;
     let user_dir = format!("{home}/.ssh");
     let files = [
         (format!("{user_dir}/config"), user_dir.clone()),
@@ -258,14 +294,14 @@ fn ssh_config_for(
     ];
     let mut configs = Vec::new();
     for (file, include_dir) in &files {
-        let Some(text) = loader(file).map_err(usage)? else {
+        let Some(text) = FsLoader.load(file).map_err(usage)? else {
             continue;
         };
         let env = ssh_config::ParseEnv { home, include_dir };
-        let config =
-            ssh_config::parse(file, &text, &env, &mut loader).map_err(|e| usage(format!("{e}")))?;
+        let config = ssh_config::parse(file, &text, &env, &mut FsLoader)
+            .map_err(|e| usage(format!("{e}")))?;
         for w in &config.warnings {
-            debug!(debug, "{w:?}");
+            eprintln!("cpu: {w}");
         }
         configs.push(config);
     }

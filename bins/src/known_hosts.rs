@@ -355,10 +355,23 @@ pub fn key_type_label(key: &KeyData) -> String {
     }
 }
 
+/// ssh_config's StrictHostKeyChecking: what to do with a key the file
+/// does not know, or one that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strict {
+    /// Only known keys pass.
+    Yes,
+    /// An unknown key is learned; a changed one refused (cpu's default).
+    #[default]
+    AcceptNew,
+    /// An unknown key is learned; a changed one passes with the warning.
+    No,
+}
+
 /// The client's host key check: known keys pass, unknown ones are added
 /// and reported (trust on first use), changed and revoked ones refused
-/// with OpenSSH's warnings. Messages go to `messages` for the caller to
-/// print, since the check runs inside the transport.
+/// with OpenSSH's warnings, as `strict` says. Messages go to `messages`
+/// for the caller to print, since the check runs inside the transport.
 #[derive(Debug)]
 pub struct TofuCheck {
     /// The known_hosts file new keys are appended to.
@@ -371,6 +384,8 @@ pub struct TofuCheck {
     pub known: KnownHosts,
     /// Lines for the user, each possibly several lines long.
     pub messages: Arc<Mutex<Vec<String>>>,
+    /// What unknown and changed keys get.
+    pub strict: Strict,
 }
 
 impl TofuCheck {
@@ -383,6 +398,7 @@ impl TofuCheck {
             port,
             known,
             messages: Arc::new(Mutex::new(Vec::new())),
+            strict: Strict::default(),
         })
     }
 
@@ -463,6 +479,14 @@ impl HostKeyCheck for TofuCheck {
         let fp = fingerprint(key);
         match self.known.check(&self.host, self.port, key) {
             Verdict::Known => true,
+            Verdict::Unknown if self.strict == Strict::Yes => {
+                self.say(format!(
+                    "cpu: no {label} host key is known for {name} in {} and StrictHostKeyChecking is yes \
+                     (the server shows {fp}).\nHost key verification failed.",
+                    self.path.display()
+                ));
+                false
+            }
             Verdict::Unknown => {
                 match append(&self.path, &self.host, self.port, key) {
                     Ok(()) => {
@@ -482,7 +506,16 @@ impl HostKeyCheck for TofuCheck {
                 true
             }
             Verdict::Changed { line, path } => {
-                self.say(changed_warning(&name, &label, &fp, &path, line));
+                let warning = changed_warning(&name, &label, &fp, &path, line);
+                if self.strict == Strict::No {
+                    // As ssh with StrictHostKeyChecking no: warned, let in.
+                    let head = warning.lines().take(11).collect::<Vec<_>>().join("\n");
+                    self.say(format!(
+                        "{head}\ncpu: StrictHostKeyChecking is no: connecting anyway."
+                    ));
+                    return true;
+                }
+                self.say(warning);
                 false
             }
             Verdict::Revoked => {
@@ -834,6 +867,38 @@ mod tests {
         let mut c = TofuCheck::new(p.clone(), "h", 2222).unwrap();
         assert!(!c.check(&k));
         assert!(c.messages.lock().unwrap()[0].contains("REVOKED HOST KEY"));
+    }
+
+    #[test]
+    fn strict_host_key_checking() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("kh");
+        let k = test_key("sig_ed25519");
+        let check = |strict, key: &KeyData| {
+            let mut c = TofuCheck::new(p.clone(), "h", 2222).unwrap();
+            c.strict = strict;
+            let ok = c.check(key);
+            let msgs = c.messages.lock().unwrap().join("\n");
+            (ok, msgs)
+        };
+        // yes: an unknown key is refused and not written.
+        let (ok, msg) = check(Strict::Yes, &k);
+        assert!(!ok && msg.contains("StrictHostKeyChecking is yes"), "{msg}");
+        assert!(msg.ends_with("Host key verification failed."));
+        assert!(!p.exists());
+        // no: learned; then a changed key passes with the warning.
+        assert!(check(Strict::No, &k).0);
+        assert!(check(Strict::Yes, &k).0);
+        let (ok, msg) = check(Strict::No, &ed(1));
+        assert!(
+            ok && msg.contains("HAS CHANGED") && msg.contains("connecting anyway"),
+            "{msg}"
+        );
+        assert!(!msg.contains("verification failed"));
+        // accept-new and yes refuse it; the file still holds one line.
+        assert!(!check(Strict::AcceptNew, &ed(1)).0);
+        assert!(!check(Strict::Yes, &ed(1)).0);
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 1);
     }
 
     fn host_strategy() -> impl Strategy<Value = String> {

@@ -289,8 +289,9 @@ fn unix_addr(name: &str) -> io::Result<SocketAddr> {
 /// How long the Firecracker CONNECT handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects to `target`.
-pub fn dial(target: &Target) -> io::Result<Stream> {
+/// Connects to `target`; each TCP address tried may take `timeout` (a
+/// `TimedOut` error), as ssh's ConnectTimeout.
+pub fn dial(target: &Target, timeout: Duration) -> io::Result<Stream> {
     Ok(match target {
         Target::Tcp { host, port, net } => {
             let addrs = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?;
@@ -307,7 +308,16 @@ pub fn dial(target: &Target) -> io::Result<Stream> {
                     "no address of that family",
                 ));
             }
-            Stream::Tcp(TcpStream::connect(&addrs[..])?)
+            // Each address in turn, as TcpStream::connect does; the last
+            // error stands for all.
+            let mut last = None;
+            for a in &addrs {
+                match TcpStream::connect_timeout(a, timeout) {
+                    Ok(s) => return Ok(Stream::Tcp(s)),
+                    Err(e) => last = Some(e),
+                }
+            }
+            return Err(last.unwrap_or_else(|| io::ErrorKind::NotFound.into()));
         }
         Target::Unix(path) => Stream::Unix(UnixStream::connect_addr(&unix_addr(path)?)?),
         Target::Vsock { cid, port } => Stream::Vsock(VsockStream::connect(*cid, *port)?),
@@ -558,7 +568,7 @@ mod tests {
         assert!(path.exists());
         let l = Listener::bind(Net::Unix, &p, "").unwrap();
         assert_eq!(l.describe(), format!("unix:{p}"));
-        let mut c = dial(&Target::Unix(p.clone())).unwrap();
+        let mut c = dial(&Target::Unix(p.clone()), Duration::from_secs(5)).unwrap();
         let (mut s, _) = l.accept().unwrap();
         c.write_all(b"ping").unwrap();
         let mut buf = [0u8; 4];
@@ -577,7 +587,7 @@ mod tests {
         let l = Listener::bind(Net::Unix, &name, "").unwrap();
         assert_eq!(l.describe(), format!("unix:{name}"));
         assert_eq!(l.unix_path(), None);
-        let mut c = dial(&Target::Unix(name)).unwrap();
+        let mut c = dial(&Target::Unix(name), Duration::from_secs(5)).unwrap();
         let (mut s, _) = l.accept().unwrap();
         s.write_all(b"pong").unwrap();
         let mut buf = [0u8; 4];

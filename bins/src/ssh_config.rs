@@ -1,20 +1,29 @@
-//! OpenSSH client configuration, read for the four keys the reference
-//! honours (spec §2.1): HostName, Port, User and IdentityFile; and
-//! IdentitiesOnly, for the choice between agent keys and key files.
+//! OpenSSH client configuration, read for the keys the reference
+//! honours (spec §2.1): HostName, Port, User and IdentityFile; and ours:
+//! IdentitiesOnly (agent keys or key files), ConnectTimeout,
+//! ServerAliveInterval and ServerAliveCountMax, StrictHostKeyChecking and
+//! UserKnownHostsFile.
 //!
-//! Parsing is pure: `Include` files come through an [`IncludeLoader`].
-//! Semantics follow OpenSSH's readconf.c: case-insensitive keywords,
-//! `Key value` or `Key=value`, quoted arguments, `#` comments, `Host`
-//! patterns with `*`, `?` and `!`, the first value obtained wins (except
-//! IdentityFile, which accumulates), and an `Include` applies under the
-//! block it appears in.
+//! Parsing is pure: `Include` files and the directories their globs
+//! list come through an [`IncludeLoader`]. Semantics follow OpenSSH's
+//! readconf.c: case-insensitive keywords, `Key value` or `Key=value`,
+//! quoted arguments, `#` comments, `Host` patterns with `*`, `?` and `!`,
+//! the first value obtained wins (except IdentityFile, which
+//! accumulates), an `Include` applies under the block it appears in, and
+//! its globs expand in sorted order (glob(3): `*`, `?`, `[...]`, a
+//! leading `.` only matched explicitly). `Match` takes `all`, `host`,
+//! `originalhost`, `user` and `localuser`, each negatable with `!`.
 //!
-//! Left out: `Match` blocks (skipped with a [`Warning`], never applied),
-//! glob patterns in `Include` (skipped with a warning), `~user` expansion,
-//! and every other keyword (ignored). Unlike the reference's library,
-//! nothing is filled in from OpenSSH defaults: absent keys stay absent.
+//! Left out: the other `Match` criteria (`exec`, `canonical`, `final`,
+//! `localnetwork`, `tagged`, ...: the block is ignored, with a
+//! [`Warning`]), `~user` expansion, and every other keyword (ignored).
+//! Unlike the reference's library, nothing is filled in from OpenSSH
+//! defaults: absent keys stay absent.
 
 use std::fmt;
+use std::time::Duration;
+
+use crate::known_hosts::Strict;
 
 /// OpenSSH's limit on nested Include files.
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -55,6 +64,17 @@ pub enum ConfigError {
         file: String,
         /// 1-based line number.
         line: usize,
+        /// The value given.
+        value: String,
+    },
+    /// A value the keyword does not take (a time, a count, a choice).
+    BadValue {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// The keyword.
+        keyword: String,
         /// The value given.
         value: String,
     },
@@ -102,6 +122,12 @@ impl fmt::Display for ConfigError {
             Self::BadPort { file, line, value } => {
                 write!(f, "{file} line {line}: bad port {value:?}")
             }
+            Self::BadValue {
+                file,
+                line,
+                keyword,
+                value,
+            } => write!(f, "{file} line {line}: {keyword}: bad value {value:?}"),
             Self::Include {
                 file,
                 line,
@@ -133,7 +159,7 @@ pub struct Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} line {}: {}", self.file, self.line, self.message)
+        write!(f, "{}:{}: {}", self.file, self.line, self.message)
     }
 }
 
@@ -142,6 +168,13 @@ impl fmt::Display for Warning {
 pub trait IncludeLoader {
     /// The text of the file at `path` (already resolved and absolute).
     fn load(&mut self, path: &str) -> Result<Option<String>, String>;
+
+    /// The names in directory `dir`, for Include globs; none when it
+    /// cannot be read (glob(3) skips such directories too). A loader
+    /// without directories lists nothing.
+    fn list(&mut self, _dir: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<F> IncludeLoader for F
@@ -171,16 +204,69 @@ enum Key {
     User,
     IdentityFile,
     IdentitiesOnly,
+    ConnectTimeout,
+    ServerAliveInterval,
+    ServerAliveCountMax,
+    StrictHostKeyChecking,
+    UserKnownHostsFile,
+}
+
+impl Key {
+    /// The key of a (lowercased) keyword, if it is one we honour.
+    fn of(keyword: &str) -> Option<Self> {
+        Some(match keyword {
+            "hostname" => Key::HostName,
+            "port" => Key::Port,
+            "user" => Key::User,
+            "identityfile" => Key::IdentityFile,
+            "identitiesonly" => Key::IdentitiesOnly,
+            "connecttimeout" => Key::ConnectTimeout,
+            "serveraliveinterval" => Key::ServerAliveInterval,
+            "serveralivecountmax" => Key::ServerAliveCountMax,
+            "stricthostkeychecking" => Key::StrictHostKeyChecking,
+            "userknownhostsfile" => Key::UserKnownHostsFile,
+            _ => return None,
+        })
+    }
+
+    /// Whether a value is one the key takes (checked when parsed, so
+    /// that a bad one names its file and line, as ssh does).
+    fn valid(self, value: &str) -> bool {
+        match self {
+            Key::Port => matches!(value.parse::<u16>(), Ok(p) if p != 0),
+            Key::ConnectTimeout | Key::ServerAliveInterval => convtime(value).is_some(),
+            Key::ServerAliveCountMax => value.parse::<u32>().is_ok(),
+            Key::StrictHostKeyChecking => strict(value).is_some(),
+            _ => true,
+        }
+    }
+}
+
+/// One test of a `Match` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Criterion {
+    All,
+    /// The host to connect to (HostName as known so far, else the name
+    /// given), against comma-separated patterns.
+    Host(String),
+    /// The name as given on the command line.
+    OriginalHost(String),
+    /// The remote user as known so far.
+    User(String),
+    /// The local user.
+    LocalUser(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Item {
     /// `Host` patterns: starts a block.
     Host(Vec<String>),
-    /// `Match`: starts a block that never applies.
-    Match,
-    /// A setting, with Port already validated.
-    Set(Key, String),
+    /// `Match`: starts a block that applies when every test holds (a
+    /// test is `(negated, criterion)`); `None` for a block never applied
+    /// (a criterion we do not support).
+    Match(Option<Vec<(bool, Criterion)>>),
+    /// A setting, its value validated.
+    Set(Key, Vec<String>),
     /// An included file's items, applied under the current block.
     Include(Vec<Item>),
 }
@@ -189,7 +275,7 @@ enum Item {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     items: Vec<Item>,
-    /// What was skipped: Match blocks, Include globs.
+    /// What was skipped: Match blocks we cannot evaluate.
     pub warnings: Vec<Warning>,
 }
 
@@ -243,18 +329,41 @@ fn parse_depth(
             line,
             keyword: keyword.clone(),
         };
-        let single = |key: Key| -> Result<Item, ConfigError> {
+        let lower = keyword.to_ascii_lowercase();
+        if let Some(key) = Key::of(&lower) {
+            // UserKnownHostsFile takes a list; the others one value.
             match args.as_slice() {
-                [] => Err(missing()),
-                [v] => Ok(Item::Set(key, v.clone())),
-                _ => Err(ConfigError::Garbage {
-                    file: file.into(),
-                    line,
-                    keyword: keyword.clone(),
-                }),
+                [] => return Err(missing()),
+                [_, _, ..] if key != Key::UserKnownHostsFile => {
+                    return Err(ConfigError::Garbage {
+                        file: file.into(),
+                        line,
+                        keyword,
+                    })
+                }
+                _ => {}
             }
-        };
-        match keyword.to_ascii_lowercase().as_str() {
+            if let Some(bad) = args.iter().find(|v| !key.valid(v)) {
+                let value = bad.clone();
+                return Err(if key == Key::Port {
+                    ConfigError::BadPort {
+                        file: file.into(),
+                        line,
+                        value,
+                    }
+                } else {
+                    ConfigError::BadValue {
+                        file: file.into(),
+                        line,
+                        keyword,
+                        value,
+                    }
+                });
+            }
+            items.push(Item::Set(key, args));
+            continue;
+        }
+        match lower.as_str() {
             "host" => {
                 if args.is_empty() {
                     return Err(missing());
@@ -262,29 +371,12 @@ fn parse_depth(
                 items.push(Item::Host(args.clone()));
             }
             "match" => {
-                warnings.push(Warning {
+                let tests = match_criteria(&args).map_err(|message| Warning {
                     file: file.into(),
                     line,
-                    message: "Match is not supported; its block is skipped".into(),
+                    message: format!("{message}; the block is ignored"),
                 });
-                items.push(Item::Match);
-            }
-            "hostname" => items.push(single(Key::HostName)?),
-            "user" => items.push(single(Key::User)?),
-            "identityfile" => items.push(single(Key::IdentityFile)?),
-            "identitiesonly" => items.push(single(Key::IdentitiesOnly)?),
-            "port" => {
-                let item = single(Key::Port)?;
-                if let Item::Set(_, v) = &item {
-                    if !matches!(v.parse::<u16>(), Ok(p) if p != 0) {
-                        return Err(ConfigError::BadPort {
-                            file: file.into(),
-                            line,
-                            value: v.clone(),
-                        });
-                    }
-                }
-                items.push(item);
+                items.push(Item::Match(tests.map_err(|w| warnings.push(w)).ok()));
             }
             "include" => {
                 if args.is_empty() {
@@ -297,24 +389,23 @@ fn parse_depth(
                     });
                 }
                 for arg in &args {
-                    if arg.contains(['*', '?', '[']) {
-                        warnings.push(Warning {
+                    let pattern = include_path(arg, env);
+                    let paths = if has_glob(&pattern) {
+                        glob(&pattern, loader)
+                    } else {
+                        vec![pattern]
+                    };
+                    for path in paths {
+                        let text = loader.load(&path).map_err(|err| ConfigError::Include {
                             file: file.into(),
                             line,
-                            message: format!("Include {arg}: glob patterns are not supported"),
-                        });
-                        continue;
-                    }
-                    let path = include_path(arg, env);
-                    let text = loader.load(&path).map_err(|err| ConfigError::Include {
-                        file: file.into(),
-                        line,
-                        path: path.clone(),
-                        err,
-                    })?;
-                    if let Some(text) = text {
-                        let sub = parse_depth(&path, &text, env, loader, warnings, depth + 1)?;
-                        items.push(Item::Include(sub));
+                            path: path.clone(),
+                            err,
+                        })?;
+                        if let Some(text) = text {
+                            let sub = parse_depth(&path, &text, env, loader, warnings, depth + 1)?;
+                            items.push(Item::Include(sub));
+                        }
                     }
                 }
             }
@@ -322,6 +413,38 @@ fn parse_depth(
         }
     }
     Ok(items)
+}
+
+/// The tests of a `Match` line, or why the block cannot be evaluated.
+fn match_criteria(args: &[String]) -> Result<Vec<(bool, Criterion)>, String> {
+    if args.is_empty() {
+        return Err("Match without criteria".into());
+    }
+    let mut tests = Vec::new();
+    let mut it = args.iter();
+    while let Some(word) = it.next() {
+        let (negated, name) = match word.strip_prefix('!') {
+            Some(n) => (true, n),
+            None => (false, word.as_str()),
+        };
+        let lower = name.to_ascii_lowercase();
+        let make: fn(String) -> Criterion = match lower.as_str() {
+            "all" => {
+                tests.push((negated, Criterion::All));
+                continue;
+            }
+            "host" => Criterion::Host,
+            "originalhost" => Criterion::OriginalHost,
+            "user" => Criterion::User,
+            "localuser" => Criterion::LocalUser,
+            _ => return Err(format!("Match {lower} is not supported")),
+        };
+        let patterns = it
+            .next()
+            .ok_or_else(|| format!("Match {lower}: missing argument"))?;
+        tests.push((negated, make(patterns.clone())));
+    }
+    Ok(tests)
 }
 
 fn include_path(arg: &str, env: &ParseEnv<'_>) -> String {
@@ -332,6 +455,41 @@ fn include_path(arg: &str, env: &ParseEnv<'_>) -> String {
     } else {
         format!("{}/{arg}", env.include_dir.trim_end_matches('/'))
     }
+}
+
+fn has_glob(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// The paths that the absolute `pattern` names, sorted bytewise as
+/// glob(3) in the C locale sorts them; none when nothing matches.
+fn glob(pattern: &str, loader: &mut dyn IncludeLoader) -> Vec<String> {
+    let mut found = vec![String::new()];
+    for part in pattern.split('/').filter(|p| !p.is_empty()) {
+        if !has_glob(part) {
+            for f in &mut found {
+                f.push('/');
+                f.push_str(part);
+            }
+            continue;
+        }
+        let mut next = Vec::new();
+        for dir in &found {
+            let listed = loader.list(if dir.is_empty() { "/" } else { dir });
+            for name in listed {
+                // A leading dot is matched only by a leading dot.
+                if (name.starts_with('.') && !part.starts_with('.'))
+                    || !wildcard(part, &name, false, true)
+                {
+                    continue;
+                }
+                next.push(format!("{dir}/{name}"));
+            }
+        }
+        found = next;
+    }
+    found.sort();
+    found
 }
 
 /// Splits one line into its keyword and arguments; `None` for blank and
@@ -394,43 +552,87 @@ fn split_args(s: &str) -> Result<Vec<String>, &'static str> {
 /// Shell-style wildcard match (`*` any run, `?` one character), ASCII
 /// case-insensitive as host names are.
 pub fn pattern_match(pattern: &str, s: &str) -> bool {
-    let p: Vec<char> = pattern.chars().map(|c| c.to_ascii_lowercase()).collect();
-    let s: Vec<char> = s.chars().map(|c| c.to_ascii_lowercase()).collect();
+    wildcard(pattern, s, true, false)
+}
+
+/// The one wildcard matcher: `*` any run, `?` one character, and with
+/// `classes` glob(3)'s `[abc]`, `[a-z]`, `[!x]` (or `[^x]`); `fold`
+/// compares ASCII case-insensitively.
+fn wildcard(pattern: &str, s: &str, fold: bool, classes: bool) -> bool {
+    let low = |c: char| if fold { c.to_ascii_lowercase() } else { c };
+    let p: Vec<char> = pattern.chars().map(low).collect();
+    let s: Vec<char> = s.chars().map(low).collect();
     let (mut pi, mut si) = (0, 0);
     // The last `*` seen and the text position it was tried at.
     let mut star: Option<(usize, usize)> = None;
     while si < s.len() {
-        match p.get(pi) {
+        let step = match p.get(pi) {
             Some('*') => {
                 star = Some((pi, si));
                 pi += 1;
+                continue;
             }
-            Some(&c) if c == '?' || c == s[si] => {
-                pi += 1;
+            Some('[') if classes => match class(&p[pi..], s[si]) {
+                Some((hit, n)) => hit.then_some(n),
+                None => (s[si] == '[').then_some(1),
+            },
+            Some(&c) if c == '?' || c == s[si] => Some(1),
+            _ => None,
+        };
+        match (step, star) {
+            (Some(n), _) => {
+                pi += n;
                 si += 1;
             }
-            _ => match star {
-                Some((sp, ss)) => {
-                    pi = sp + 1;
-                    si = ss + 1;
-                    star = Some((sp, ss + 1));
-                }
-                None => return false,
-            },
+            (None, Some((sp, ss))) => {
+                pi = sp + 1;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            (None, None) => return false,
         }
     }
     p[pi..].iter().all(|&c| c == '*')
 }
 
+/// Matches `c` against the class `p` starts with (`p[0]` is `[`):
+/// whether `c` is in it, and the class's length; `None` when the class
+/// is unterminated (then `[` is a plain character, as in glob(3)).
+fn class(p: &[char], c: char) -> Option<(bool, usize)> {
+    let negated = matches!(p.get(1), Some('!' | '^'));
+    let start = if negated { 2 } else { 1 };
+    // A `]` right after the opening is a member, not the end.
+    let end = start + 1 + p.get(start + 1..)?.iter().position(|&x| x == ']')?;
+    let body = &p[start..end];
+    let mut hit = false;
+    let mut i = 0;
+    while i < body.len() {
+        if body.get(i + 1) == Some(&'-') && i + 2 < body.len() {
+            hit |= (body[i]..=body[i + 2]).contains(&c);
+            i += 3;
+        } else {
+            hit |= body[i] == c;
+            i += 1;
+        }
+    }
+    Some((hit != negated, end + 1))
+}
+
 /// Whether a `Host` line applies to `host`: some plain pattern matches and
 /// no negated one does.
 pub fn host_matches(patterns: &[String], host: &str) -> bool {
+    list_matches(patterns.iter().map(String::as_str), host, true)
+}
+
+/// OpenSSH's match_pattern_list: some plain pattern matches `s` and no
+/// negated (`!`) one does.
+fn list_matches<'a>(patterns: impl IntoIterator<Item = &'a str>, s: &str, fold: bool) -> bool {
     let mut hit = false;
     for p in patterns {
         match p.strip_prefix('!') {
-            Some(neg) if pattern_match(neg, host) => return false,
+            Some(neg) if wildcard(neg, s, fold, false) => return false,
             Some(_) => {}
-            None => hit |= pattern_match(p, host),
+            None => hit |= wildcard(p, s, fold, false),
         }
     }
     hit
@@ -444,10 +646,24 @@ struct Obtained {
     user: Option<String>,
     identity_files: Vec<String>,
     identities_only: Option<String>,
+    connect_timeout: Option<String>,
+    alive_interval: Option<String>,
+    alive_count: Option<String>,
+    strict: Option<String>,
+    known_hosts: Option<Vec<String>>,
+}
+
+/// What `Match` tests against besides what was obtained so far.
+struct Facts<'a> {
+    /// The host as given.
+    host: &'a str,
+    /// The local user.
+    local_user: &'a str,
 }
 
 impl Obtained {
-    fn set(&mut self, key: Key, value: &str) {
+    fn set(&mut self, key: Key, values: &[String]) {
+        let value = values.first().map_or("", String::as_str);
         let first = |slot: &mut Option<String>| {
             slot.get_or_insert_with(|| value.to_string());
         };
@@ -457,21 +673,53 @@ impl Obtained {
             Key::User => first(&mut self.user),
             Key::IdentityFile => self.identity_files.push(value.into()),
             Key::IdentitiesOnly => first(&mut self.identities_only),
+            Key::ConnectTimeout => first(&mut self.connect_timeout),
+            Key::ServerAliveInterval => first(&mut self.alive_interval),
+            Key::ServerAliveCountMax => first(&mut self.alive_count),
+            Key::StrictHostKeyChecking => first(&mut self.strict),
+            Key::UserKnownHostsFile => {
+                self.known_hosts.get_or_insert_with(|| values.to_vec());
+            }
         }
     }
 
-    fn walk(&mut self, items: &[Item], host: &str, active: &mut bool) {
+    /// Whether a `Match` test holds now: `host` is HostName as obtained
+    /// so far (`%h` expanded), else the host given; `user` the remote
+    /// user so far, else the local one (readconf.c's match_cfg_line).
+    fn holds(&self, c: &Criterion, facts: &Facts<'_>) -> bool {
+        let list = |patterns: &str, s: &str, fold| list_matches(patterns.split(','), s, fold);
+        match c {
+            Criterion::All => true,
+            Criterion::Host(p) => {
+                let host = match &self.hostname {
+                    Some(h) => {
+                        expand("HostName", h, &[('h', facts.host)]).unwrap_or_else(|_| h.clone())
+                    }
+                    None => facts.host.to_string(),
+                };
+                list(p, &host, true)
+            }
+            Criterion::OriginalHost(p) => list(p, facts.host, true),
+            Criterion::User(p) => list(p, self.user.as_deref().unwrap_or(facts.local_user), false),
+            Criterion::LocalUser(p) => list(p, facts.local_user, false),
+        }
+    }
+
+    fn walk(&mut self, items: &[Item], facts: &Facts<'_>, active: &mut bool) {
         for item in items {
             match item {
-                Item::Host(p) => *active = host_matches(p, host),
-                Item::Match => *active = false,
-                Item::Set(key, value) if *active => self.set(*key, value),
+                Item::Host(p) => *active = host_matches(p, facts.host),
+                Item::Match(None) => *active = false,
+                Item::Match(Some(tests)) => {
+                    *active = tests.iter().all(|(neg, c)| self.holds(c, facts) != *neg)
+                }
+                Item::Set(key, values) if *active => self.set(*key, values),
                 Item::Set(..) => {}
                 Item::Include(sub) => {
                     // The included file starts under the current block and
                     // cannot change which block follows it.
                     let saved = *active;
-                    self.walk(sub, host, active);
+                    self.walk(sub, facts, active);
                     *active = saved;
                 }
             }
@@ -489,7 +737,7 @@ pub struct LocalEnv<'a> {
 }
 
 /// Where to connect, after ssh_config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Resolved {
     /// From `user@host`, else the first `User`; None means the caller's
     /// default ($USER in the reference).
@@ -503,10 +751,22 @@ pub struct Resolved {
     /// The first `IdentitiesOnly` is `yes` (or `true`): agent keys that
     /// are not also key files are not offered.
     pub identities_only: bool,
+    /// `ConnectTimeout`; None (also for 0) means the caller's default.
+    pub connect_timeout: Option<Duration>,
+    /// `ServerAliveInterval` (None for 0: no keepalives) and
+    /// `ServerAliveCountMax` (default 3).
+    pub keepalive: Option<(Duration, u32)>,
+    /// `StrictHostKeyChecking`; None means the caller's default.
+    pub strict: Option<Strict>,
+    /// `UserKnownHostsFile`, expanded; empty means the default.
+    pub known_hosts_files: Vec<String>,
 }
 
 /// The port `%p` stands for when no Port applied (OpenSSH's default).
 const DEFAULT_SSH_PORT: u16 = 22;
+
+/// OpenSSH's default ServerAliveCountMax.
+const DEFAULT_ALIVE_COUNT: u32 = 3;
 
 /// Resolves `host_arg` (`host` or `user@host`) against `configs`, given in
 /// precedence order: `~/.ssh/config` first, then `/etc/ssh/ssh_config`.
@@ -519,18 +779,26 @@ pub fn resolve(
         Some((u, h)) => (Some(u.to_string()), h),
         None => (None, host_arg),
     };
-    let mut got = Obtained::default();
+    // As ssh: the user given wins over any User, and Match user sees it.
+    let mut got = Obtained {
+        user: cli_user,
+        ..Obtained::default()
+    };
+    let facts = Facts {
+        host,
+        local_user: local.user,
+    };
     for c in configs {
         let mut active = true;
-        got.walk(&c.items, host, &mut active);
+        got.walk(&c.items, &facts, &mut active);
     }
     let hostname = match &got.hostname {
         Some(h) => expand("HostName", h, &[('h', host)])?,
         None => host.to_string(),
     };
-    // Parse-time validation makes this infallible; stay total anyway.
+    // Parse-time validation makes these infallible; stay total anyway.
     let port = got.port.as_deref().and_then(|p| p.parse::<u16>().ok());
-    let user = cli_user.or(got.user);
+    let user = got.user;
     let port_s = port.unwrap_or(DEFAULT_SSH_PORT).to_string();
     let remote_user = user.as_deref().unwrap_or(local.user);
     let tokens = [
@@ -541,20 +809,75 @@ pub fn resolve(
         ('u', local.user),
         ('d', local.home),
     ];
+    let path = |keyword, f: &String| expand(keyword, &tilde(f, local.home), &tokens);
     let identity_files = got
         .identity_files
         .iter()
-        .map(|f| expand("IdentityFile", &tilde(f, local.home), &tokens))
+        .map(|f| path("IdentityFile", f))
+        .collect::<Result<_, _>>()?;
+    let known_hosts_files = got
+        .known_hosts
+        .iter()
+        .flatten()
+        .map(|f| path("UserKnownHostsFile", f))
         .collect::<Result<_, _>>()?;
     let identities_only = got
         .identities_only
         .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true"));
+    let seconds = |v: &Option<String>| {
+        v.as_deref()
+            .and_then(convtime)
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+    };
+    let count = got.alive_count.as_deref().and_then(|c| c.parse().ok());
     Ok(Resolved {
         user,
         host: hostname,
         port,
         identity_files,
         identities_only,
+        connect_timeout: seconds(&got.connect_timeout),
+        keepalive: seconds(&got.alive_interval).map(|i| (i, count.unwrap_or(DEFAULT_ALIVE_COUNT))),
+        strict: got.strict.as_deref().and_then(strict),
+        known_hosts_files,
+    })
+}
+
+/// OpenSSH's convtime: seconds from `90`, `1m30s`, `2h` (units s, m, h,
+/// d, w, either case); None when malformed.
+fn convtime(v: &str) -> Option<u64> {
+    let mut total: u64 = 0;
+    let mut num: Option<u64> = None;
+    for c in v.chars() {
+        if let Some(d) = c.to_digit(10) {
+            num = Some(num.unwrap_or(0).checked_mul(10)?.checked_add(d.into())?);
+            continue;
+        }
+        let unit: u64 = match c.to_ascii_lowercase() {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86400,
+            'w' => 604800,
+            _ => return None,
+        };
+        total = total.checked_add(num.take()?.checked_mul(unit)?)?;
+    }
+    if v.is_empty() {
+        return None;
+    }
+    total.checked_add(num.unwrap_or(0))
+}
+
+/// A StrictHostKeyChecking value. `ask` is taken as `accept-new`: cpu
+/// never asks, it learns a new key and says so.
+fn strict(v: &str) -> Option<Strict> {
+    Some(match v.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Strict::Yes,
+        "no" | "false" | "off" => Strict::No,
+        "accept-new" | "ask" => Strict::AcceptNew,
+        _ => return None,
     })
 }
 
@@ -674,6 +997,7 @@ mod tests {
                     "/home/me/me-top@apu2.lan:2222%".into()
                 ],
                 identities_only: false,
+                ..Resolved::default()
             }
         );
         assert_eq!(
@@ -684,6 +1008,7 @@ mod tests {
                 port: Some(1),
                 identity_files: vec!["/home/me/me-ra@ignored:1%".into()],
                 identities_only: false,
+                ..Resolved::default()
             }
         );
     }
@@ -699,6 +1024,7 @@ mod tests {
                 port: None,
                 identity_files: vec![],
                 identities_only: false,
+                ..Resolved::default()
             }
         );
         assert_eq!(res("y", &[]).host, "y");
@@ -748,12 +1074,191 @@ IdentitiesOnly no
     }
 
     #[test]
-    fn match_is_skipped_with_warning() {
-        let c = cfg("Match host x\nPort 1\nHost *\nPort 2\n");
-        assert_eq!(c.warnings.len(), 1);
-        assert_eq!(c.warnings[0].line, 1);
-        assert!(c.warnings[0].to_string().contains("Match"));
-        assert_eq!(res("x", &[&c]).port, Some(2));
+    fn match_criteria_apply() {
+        let c = cfg("Match host x,y.lan !user root\nPort 1\n\
+             Match originalhost al*\nHostName y.lan\n\
+             Match host y.lan\nUser fromhost\n\
+             Match localuser me user other\nPort 3\n\
+             Match !all\nPort 4\n\
+             Match all\nPort 5\nConnectTimeout 7\n");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(res("x", &[&c]).port, Some(1));
+        assert_eq!(res("root@x", &[&c]).port, Some(5));
+        // HostName from an earlier block: a later Match host sees y.lan,
+        // an earlier one did not (one pass, as ssh without `final`).
+        let r = res("alias", &[&c]);
+        assert_eq!((r.host.as_str(), r.port), ("y.lan", Some(5)));
+        assert_eq!(r.user.as_deref(), Some("fromhost"));
+        assert_eq!(res("other@z", &[&c]).port, Some(3));
+        assert_eq!(res("z", &[&c]).port, Some(5));
+        assert_eq!(
+            res("z", &[&c]).connect_timeout,
+            Some(Duration::from_secs(7))
+        );
+        // Users match case-sensitively, hosts not.
+        assert_eq!(res("Other@z", &[&c]).port, Some(5));
+        assert_eq!(res("X", &[&c]).port, Some(1));
+    }
+
+    #[test]
+    fn unsupported_match_is_ignored_with_one_line() {
+        let c = cfg("Match exec \"true\" host x\nPort 1\nMatch host\nPort 2\n\
+             Match\nPort 3\nMatch canonical\nPort 4\nHost *\nPort 9\n");
+        let lines: Vec<String> = c.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "config:1: Match exec is not supported; the block is ignored",
+                "config:3: Match host: missing argument; the block is ignored",
+                "config:5: Match without criteria; the block is ignored",
+                "config:7: Match canonical is not supported; the block is ignored",
+            ]
+        );
+        assert_eq!(res("x", &[&c]).port, Some(9));
+    }
+
+    #[test]
+    fn connection_settings() {
+        let c = cfg("Host a\nConnectTimeout 1m30\nServerAliveInterval 2\n\
+             StrictHostKeyChecking accept-new\nUserKnownHostsFile ~/kh %d/kh2 /dev/null\n\
+             Host b\nServerAliveInterval 5s\nServerAliveCountMax 1\nStrictHostKeyChecking no\n\
+             ConnectTimeout 0\nUserKnownHostsFile /x/%h\n\
+             Host *\nStrictHostKeyChecking=yes\nServerAliveInterval 0\nUserKnownHostsFile none\n");
+        let r = res("a", &[&c]);
+        assert_eq!(r.connect_timeout, Some(Duration::from_secs(90)));
+        assert_eq!(r.keepalive, Some((Duration::from_secs(2), 3)));
+        assert_eq!(r.strict, Some(Strict::AcceptNew));
+        assert_eq!(
+            r.known_hosts_files,
+            ["/home/me/kh", "/home/me/kh2", "/dev/null"]
+        );
+        let r = res("b", &[&c]);
+        assert_eq!(r.connect_timeout, None);
+        assert_eq!(r.keepalive, Some((Duration::from_secs(5), 1)));
+        assert_eq!(r.strict, Some(Strict::No));
+        assert_eq!(r.known_hosts_files, ["/x/b"]);
+        let r = res("c", &[&c]);
+        assert_eq!((r.keepalive, r.strict), (None, Some(Strict::Yes)));
+        assert_eq!(
+            res("c", &[&cfg("StrictHostKeyChecking ask\n")]).strict,
+            Some(Strict::AcceptNew)
+        );
+        for bad in [
+            "ConnectTimeout x",
+            "ConnectTimeout 5q",
+            "ConnectTimeout ''",
+            "ServerAliveInterval m",
+            "ServerAliveCountMax -1",
+            "StrictHostKeyChecking maybe",
+            "ConnectTimeout 1 2",
+        ] {
+            let e = parse("f", bad, &ENV, &mut NoIncludes);
+            assert!(
+                matches!(
+                    e,
+                    Err(ConfigError::BadValue { line: 1, .. }
+                        | ConfigError::Garbage { line: 1, .. })
+                ),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(convtime("0"), Some(0));
+        assert_eq!(convtime("90"), Some(90));
+        assert_eq!(convtime("1h2M3s"), Some(3723));
+        assert_eq!(convtime("1w1d"), Some(8 * 86400));
+        for bad in ["", "s", "1x", "-1", "1 s", "99999999999999999999"] {
+            assert_eq!(convtime(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn glob_patterns() {
+        let g = |p: &str, s: &str| wildcard(p, s, false, true);
+        assert!(g("*.conf", "a.conf"));
+        assert!(!g("*.conf", "a.CONF"));
+        assert!(g("[ab]?", "bx"));
+        assert!(!g("[ab]?", "cx"));
+        assert!(g("[!a-c]", "d"));
+        assert!(!g("[^a-c]", "b"));
+        assert!(g("[]]", "]"));
+        assert!(g("a[", "a["));
+        assert!(g("[0-9][0-9]-*", "50-cloud-init.conf"));
+        // Host patterns take no classes.
+        assert!(pattern_match("[ab]", "[AB]"));
+    }
+
+    /// A directory tree for Include globs: paths to their text.
+    struct Tree(HashMap<&'static str, &'static str>);
+
+    impl IncludeLoader for Tree {
+        fn load(&mut self, path: &str) -> Result<Option<String>, String> {
+            Ok(self.0.get(path).map(|s| s.to_string()))
+        }
+        fn list(&mut self, dir: &str) -> Vec<String> {
+            let prefix = format!("{}/", dir.trim_end_matches('/'));
+            let mut names: Vec<String> = self
+                .0
+                .keys()
+                .filter_map(|p| p.strip_prefix(prefix.as_str()))
+                .map(|rest| rest.split('/').next().unwrap_or_default().to_string())
+                .collect();
+            names.dedup();
+            // Directory order is no order: the glob sorts.
+            names.reverse();
+            names
+        }
+    }
+
+    #[test]
+    fn glob_includes() {
+        let mut tree = Tree(
+            [
+                ("/home/me/.ssh/config.d/20-b", "Host b\nPort 20\n"),
+                (
+                    "/home/me/.ssh/config.d/10-a",
+                    "Host a b\nPort 10\nUser ten\n",
+                ),
+                ("/home/me/.ssh/config.d/.hidden", "Port 99\n"),
+                ("/etc/ssh/ssh_config.d/50-x.conf", "Host *\nUser sys\n"),
+                ("/etc/ssh/ssh_config.d/x.conf.bak", "Port 98\n"),
+                ("/home/me/.ssh/d1/config", "Host c\nPort 31\n"),
+                ("/home/me/.ssh/d2/config", "Host c\nPort 32\n"),
+                ("/home/me/.ssh/d2/other", "Port 97\n"),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let user = parse(
+            "config",
+            "Include config.d/* d?/config nothing/*\n",
+            &ENV,
+            &mut tree,
+        )
+        .expect("parses");
+        let sys_env = ParseEnv {
+            home: "/home/me",
+            include_dir: "/etc/ssh",
+        };
+        let sys = parse(
+            "/etc/ssh/ssh_config",
+            "Include /etc/ssh/ssh_config.d/*.conf\n",
+            &sys_env,
+            &mut tree,
+        )
+        .expect("parses");
+        assert!(user.warnings.is_empty() && sys.warnings.is_empty());
+        let r = res("b", &[&user, &sys]);
+        assert_eq!((r.port, r.user.as_deref()), (Some(10), Some("ten")));
+        assert_eq!(res("c", &[&user, &sys]).port, Some(31));
+        let r = res("z", &[&user, &sys]);
+        assert_eq!((r.port, r.user.as_deref()), (None, Some("sys")));
+        // Relative to /etc/ssh for the system file.
+        let sys = parse("s", "Include ssh_config.d/*.conf\n", &sys_env, &mut tree).expect("parses");
+        assert_eq!(res("z", &[&sys]).user.as_deref(), Some("sys"));
     }
 
     #[test]
@@ -834,8 +1339,7 @@ IdentitiesOnly no
                 "/home/me/.ssh/missing"
             ]
         );
-        assert_eq!(c.warnings.len(), 1);
-        assert!(c.warnings[0].message.contains("glob"));
+        assert!(c.warnings.is_empty());
         let r = res("h", &[&c]);
         // Port 3 from the include (under Host h); the include's "Host other"
         // does not end the h block after the include; its Port 4 is not h's.
@@ -883,6 +1387,16 @@ IdentitiesOnly no
             prop_assert_eq!(&r.host, &v);
             prop_assert_eq!(r.user.as_deref(), Some(v.as_str()));
             prop_assert_eq!(r.port, Some(port));
+        }
+
+        #[test]
+        fn globs_never_panic(p in "[a-c*?!^\\[\\]-]{0,10}", t in "[a-c\\[\\]-]{0,8}") {
+            let _ = wildcard(&p, &t, false, true);
+            // A literal name matches itself, and a class of its letters.
+            let lit: String = t.chars().filter(|c| c.is_ascii_lowercase()).collect();
+            prop_assert!(wildcard(&lit, &lit, false, true));
+            let cls: String = lit.chars().map(|c| format!("[{c}x-z]")).collect();
+            prop_assert!(wildcard(&cls, &lit, false, true));
         }
 
         #[test]

@@ -11,7 +11,6 @@ use std::thread;
 
 use async_io::Async;
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite};
-use nix::sys::signal::SigSet;
 use proto_ssh::channel::ChannelRequest;
 use proto_ssh::connection::ClientConfig;
 use runtime_smol::p9server;
@@ -101,11 +100,10 @@ pub fn run_client(
     stream: Stream,
     config: ClientConfig,
     plan: &Arc<Plan>,
-    signals: SigSet,
-) -> Result<Option<ExitStatus>, Failure> {
+) -> Result<ExitStatus, Failure> {
     let stream = SharedStream::new(stream).map_err(|e| step_failed("socket", e))?;
     smol::block_on(async {
-        let login = SshConnection::client(stream, config).await;
+        let login = SshConnection::client_with_timeout(stream, config, plan.login_timeout).await;
         let conn = plan.logged_in(login)?;
         let mut port9p = None;
         if plan.ninep.is_some() {
@@ -137,17 +135,22 @@ pub fn run_client(
                 .map_err(|e| step_failed("session setup", e))?;
         }
         let exec = plan.exec_request(port9p);
-        let raw = plan.started(ch.request(&exec, true).await)?;
+        let accepted = ch.request(&exec, true).await;
         {
-            // sigwait has no async form: a thread waits, the request is
-            // sent through the connection's task.
+            // sigwait has no async form: client.rs's thread waits, the
+            // request is sent through the connection's task.
             let ch = ch.clone();
-            thread::spawn(move || forward_signals(&signals, &ch));
+            plan.forward_signals(Box::new(move |sig| {
+                if let Some(req) = client::signal_request(sig) {
+                    let _ = smol::block_on(ch.request(&req, false));
+                }
+            }));
         }
-        let status = attach_stdio(&ch).await;
+        let raw = plan.started(accepted)?;
+        let status = attach_stdio(&ch).await.ok_or_else(|| plan.no_status(&conn));
         drop(raw);
         conn.disconnect("done");
-        Ok(status)
+        status
     })
 }
 
@@ -169,17 +172,6 @@ async fn serve_9p(p: PendingChannel, plan: Arc<Plan>) {
         let _ = ch.send_eof();
     }
     let _ = ch.close();
-}
-
-/// Passes the blocked signals on as requests until the channel goes.
-fn forward_signals(set: &SigSet, ch: &Channel) {
-    while let Ok(sig) = set.wait() {
-        if let Some(req) = client::signal_request(sig) {
-            if smol::block_on(ch.request(&req, false)).is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// `cpu9p`: one 9P session per connection, a task each.

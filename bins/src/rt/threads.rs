@@ -5,7 +5,6 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
 
-use nix::sys::signal::SigSet;
 use proto_ssh::channel::ChannelRequest;
 use proto_ssh::connection::ClientConfig;
 use runtime_std::export::LocalExport;
@@ -87,9 +86,9 @@ pub fn run_client(
     stream: Stream,
     config: ClientConfig,
     plan: &Arc<Plan>,
-    signals: SigSet,
-) -> Result<Option<ExitStatus>, Failure> {
-    let conn = plan.logged_in(SshConnection::client(stream, config))?;
+) -> Result<ExitStatus, Failure> {
+    let login = SshConnection::client_with_timeout(stream, config, plan.login_timeout);
+    let conn = plan.logged_in(login)?;
     let mut port9p = None;
     if plan.ninep.is_some() {
         for req in Plan::forward_requests() {
@@ -117,15 +116,20 @@ pub fn run_client(
         ch.request(&req, false)
             .map_err(|e| step_failed("session setup", e))?;
     }
-    let raw = plan.started(ch.request(&plan.exec_request(port9p), true))?;
+    let accepted = ch.request(&plan.exec_request(port9p), true);
     {
         let ch = ch.clone();
-        thread::spawn(move || forward_signals(&signals, &ch));
+        plan.forward_signals(Box::new(move |sig| {
+            if let Some(req) = client::signal_request(sig) {
+                let _ = ch.request(&req, false);
+            }
+        }));
     }
-    let status = attach_stdio(&ch);
+    let raw = plan.started(accepted)?;
+    let status = attach_stdio(&ch).ok_or_else(|| plan.no_status(&conn));
     drop(raw);
     conn.disconnect("done");
-    Ok(status)
+    status
 }
 
 /// Serves 9P on a channel the server opened, once it shows our nonce.
@@ -146,17 +150,6 @@ fn serve_9p(p: PendingChannel, plan: &Plan) {
         let _ = ch.send_eof();
     }
     let _ = ch.close();
-}
-
-/// Passes the blocked signals on as requests until the channel goes.
-fn forward_signals(set: &SigSet, ch: &Channel) {
-    while let Ok(sig) = set.wait() {
-        if let Some(req) = client::signal_request(sig) {
-            if ch.request(&req, false).is_err() {
-                return;
-            }
-        }
-    }
 }
 
 /// `cpu9p`: one 9P session per connection, a thread each.

@@ -110,10 +110,23 @@ impl SshConnection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        Self::client_with_timeout(stream, config, DEFAULT_LOGIN_TIMEOUT).await
+    }
+
+    /// As [`SshConnection::client`], the login (banner, key exchange,
+    /// authentication) bounded by `timeout` (a `TimedOut` error).
+    pub async fn client_with_timeout<S>(
+        stream: S,
+        config: ClientConfig,
+        timeout: Duration,
+    ) -> io::Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let conn =
             Connection::client(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
         let this = Self::run(conn, stream);
-        this.wait_authenticated(DEFAULT_LOGIN_TIMEOUT).await?;
+        this.wait_authenticated(timeout).await?;
         Ok(this)
     }
 

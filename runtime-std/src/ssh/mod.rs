@@ -91,10 +91,20 @@ impl SshConnection {
     /// Connects as a client over `socket` (TCP, Unix, vsock) and logs in;
     /// returns once authenticated, or the reason it could not be.
     pub fn client<S: Socket>(socket: S, config: ClientConfig) -> io::Result<Self> {
+        Self::client_with_timeout(socket, config, DEFAULT_LOGIN_TIMEOUT)
+    }
+
+    /// As [`SshConnection::client`], the login (banner, key exchange,
+    /// authentication) bounded by `timeout` (a `TimedOut` error).
+    pub fn client_with_timeout<S: Socket>(
+        socket: S,
+        config: ClientConfig,
+        timeout: Duration,
+    ) -> io::Result<Self> {
         let conn =
             Connection::client(config, Duration::ZERO, Box::new(OsRng)).map_err(state::io_err)?;
         let this = Self::over_socket(conn, socket)?;
-        this.wait_authenticated(DEFAULT_LOGIN_TIMEOUT)?;
+        this.wait_authenticated(timeout)?;
         Ok(this)
     }
 
