@@ -152,7 +152,7 @@ fn take_signals() -> Result<(), Failure> {
                     Some(f) => f(sig),
                     None if sig == Signal::SIGWINCH => {}
                     None => {
-                        eprintln!("cpu: {sig} before the command started: giving up");
+                        eprintln!("cpu: interrupted ({sig}) before the command started");
                         // No terminal mode to restore yet: the forward is
                         // in place before raw mode.
                         std::process::exit(128 + sig as i32);
