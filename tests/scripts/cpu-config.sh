@@ -7,8 +7,10 @@
 #     read without a word
 #   - Match originalhost/host/user/all; Match exec refused in one line,
 #     without -d
-#   - ConnectTimeout bounds the SSH login against a silent server (255)
-#   - SIGINT while cpu waits for the banner: 130 at once
+#   - ConnectTimeout bounds the SSH login against a silent server (255),
+#     and the TCP connect to a listener whose accept queue is full (254)
+#   - SIGINT while cpu waits for the banner, and in the TCP connect: 130
+#     at once
 #   - StrictHostKeyChecking yes/no/accept-new with UserKnownHostsFile
 #   - ServerAliveInterval/CountMax against a stopped cpud (SIGSTOP): 255
 #     within interval*count and a margin
@@ -140,6 +142,65 @@ CFG
 	fi
 else
 	fail "the silent listener did not start: $(cat "$W/silent.out")"
+fi
+
+# --- a listener whose accept queue is full: the TCP connect never ends --------
+# Linux drops the SYNs a full accept queue would take; the client keeps
+# resending them. The first connect of the helper that goes unanswered
+# proves the queue full.
+cat >"$W/full.py" <<'PY'
+import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(0)
+held = []
+while True:
+    c = socket.socket()
+    c.settimeout(0.5)
+    try:
+        c.connect(s.getsockname())
+        held.append(c)
+    except socket.timeout:
+        break
+print("port", s.getsockname()[1], flush=True)
+time.sleep(100)
+PY
+timeout 110 python3 "$W/full.py" >"$W/full.out" 2>&1 </dev/null &
+FULL=$!
+track "$FULL"
+FPORT=$(wait_line "$W/full.out" '^port [0-9]+' "$FULL" 20 | cut -d' ' -f2) || true
+if [ -n "$FPORT" ]; then
+	printf 'Host full
+	HostName 127.0.0.1
+	Port %s
+	IdentityFile ~/.ssh/board_key
+	ConnectTimeout 1
+' \
+		"$FPORT" >"$H/.ssh/config"
+	t0=$(now)
+	rc=0
+	cpu full true 2>"$W/full.err" || rc=$?
+	t=$(elapsed "$t0")
+	[ "$rc" = 254 ] && within 4 "$t" && grep -q "cannot connect to 127.0.0.1:$FPORT: no answer within 1 s (ConnectTimeout)" "$W/full.err" &&
+		pass "ConnectTimeout 1 bounds the TCP connect (254 in ${t}s)" ||
+		fail "ConnectTimeout, connect: got $rc in ${t}s: $(cat "$W/full.err")"
+	# SIGINT while the connect waits (no ConnectTimeout: 30 s), seen in
+	# the kernel's socket table.
+	(HOME=$H exec timeout -k 5 60 "$CPU" -9p=false -key "$W/client_ed25519" -sp "$FPORT" 127.0.0.1 true 2>"$W/int-connect.err") &
+	IPID=$!
+	n=0
+	until ss -Htn state syn-sent "( dport = :$FPORT )" | grep -q . || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+	t0=$(now)
+	kill -INT "$IPID"
+	rc=0
+	wait "$IPID" || rc=$?
+	t=$(elapsed "$t0")
+	[ "$rc" = 130 ] && within 2 "$t" && grep -q "interrupted (SIGINT)" "$W/int-connect.err" &&
+		pass "SIGINT during the TCP connect: 130 in ${t}s" ||
+		fail "SIGINT during connect: got $rc in ${t}s (syn-sent seen after $n polls): $(cat "$W/int-connect.err")"
+	stop_pid "$FULL"
+else
+	fail "the full listener did not start: $(cat "$W/full.out")"
 fi
 
 # --- StrictHostKeyChecking and UserKnownHostsFile ------------------------------
