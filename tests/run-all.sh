@@ -32,6 +32,10 @@
 #   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
 #              SSH: exec, statuses, stdin, env, refused key, teardown, host
 #              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   ssh-clients tests/scripts/ssh-clients.sh  (Dropbear's dbclient, PuTTY's plink,
+#              libssh and libssh2 -> our cpud: ciphers, user key types, echo,
+#              exit 7, 20 MiB of stdin, a pty; our example client -> Dropbear's
+#              server); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)
@@ -75,7 +79,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-config cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud ssh-clients cpu-local cpu-config cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -123,7 +127,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring dropbear-bin putty-tools"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -253,6 +257,9 @@ if [ "$FAILED" = 0 ]; then
 		export CPU_RS_RUNTIME=$rt CPU=$B/cpu CPUD=$B/cpud DECPU=$B/decpu DECPUD=$B/decpud
 		if wanted cpud && ssh_interop_on; then
 			step "cpud$sfx" 300 tests/scripts/cpud-openssh.sh
+		fi
+		if wanted ssh-clients && ssh_interop_on; then
+			step "ssh-clients$sfx" 300 tests/scripts/ssh-clients.sh
 		fi
 		if wanted cpu-local && ssh_interop_on; then
 			step "cpu-local$sfx" 300 tests/scripts/cpu-local.sh

@@ -73,17 +73,19 @@ apt_ensure() {
 				--no-install-recommends $missing >&2; }
 }
 
-# venv_ensure: CACHE/venv with paramiko, asyncssh and ssh-audit (from PyPI, or
-# the wheels in /opt/wheels when pip is configured so).
+# venv_ensure: CACHE/venv with paramiko, asyncssh, ssh-audit, and the libssh
+# and libssh2 bindings ssh-python and ssh2-python (manylinux wheels that
+# carry the C libraries) for ssh-clients.sh; from PyPI, or the wheels in
+# /opt/wheels when pip is configured so.
 venv_ensure() {
 	if [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/ssh-audit" ] &&
-		"$VENV/bin/python" -c 'import paramiko, asyncssh' 2>/dev/null; then
+		"$VENV/bin/python" -c 'import paramiko, asyncssh, ssh, ssh2' 2>/dev/null; then
 		return 0
 	fi
-	say "creating $VENV (paramiko, asyncssh, ssh-audit)"
+	say "creating $VENV (paramiko, asyncssh, ssh-audit, ssh-python, ssh2-python)"
 	mkdir -p "$CPU_RS_CACHE"
 	[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV" >&2 || return 1
-	timeout 600 "$VENV/bin/pip" install -q paramiko asyncssh ssh-audit >&2
+	timeout 600 "$VENV/bin/pip" install -q paramiko asyncssh ssh-audit ssh-python ssh2-python >&2
 }
 
 # ssh_setup: everything the SSH suites need. OpenSSH 10 is optional (its
