@@ -235,16 +235,17 @@ fn server_drops_a_guess_whose_host_key_is_not_its_first() {
 }
 
 /// A guessing server: KEXINIT with first_kex_packet_follows, then a
-/// guessed kex packet that is not a valid KEX_ECDH_REPLY. Returns what
-/// our client (`ours`) made of it.
+/// guessed kex packet numbered `guess` that is no valid KEX_ECDH_REPLY.
+/// Returns what our client (`ours`) made of it.
 fn client_meets_guess(
     ours: Preferences,
     server: Preferences,
+    guess: u8,
 ) -> (Transport, Peer, Vec<u8>, Result<(), TransportError>) {
     let mut t = transport(Role::Client, ours);
     let mut peer = Peer::new();
     let i_s = peer.send_guessing_kexinit(Role::Server, &server);
-    peer.send(&[msg::KEX_ECDH_REPLY, 0xde, 0xad]);
+    peer.send(&[guess, 0xde, 0xad]);
     let r = peer.deliver(&mut t);
     (t, peer, i_s, r)
 }
@@ -258,7 +259,7 @@ fn client_takes_a_right_guess() {
         &[SigAlg::Ed25519, SigAlg::EcdsaP256],
     );
     let server = prefs(&[KexAlg::MlKem768X25519], &[SigAlg::Ed25519]);
-    let (_, _, _, r) = client_meets_guess(ours, server);
+    let (_, _, _, r) = client_meets_guess(ours, server, msg::KEX_ECDH_REPLY);
     assert!(
         matches!(r, Err(TransportError::Malformed { msg: 31, .. })),
         "{r:?}"
@@ -289,9 +290,29 @@ fn client_drops_a_guess_whose_host_key_is_not_its_first() {
 }
 
 fn client_completes_after_wrong_guess(ours: Preferences, server: Preferences, agreed: KexAlg) {
-    let (mut t, mut peer, i_s, r) = client_meets_guess(ours, server);
+    let (mut t, mut peer, i_s, r) = client_meets_guess(ours, server, msg::KEX_ECDH_REPLY);
     r.unwrap();
-    let got = peer.receive(&mut t);
+    finish_as_server(&mut t, &mut peer, &i_s, agreed);
+}
+
+/// A wrong guess is dropped unread: even a number that only a client may
+/// send (it belongs to the method the server guessed, not to ours).
+#[test]
+fn client_drops_a_wrong_guess_whatever_its_number() {
+    let ours = prefs(&[KexAlg::MlKem768X25519], &[SigAlg::Ed25519]);
+    let server = prefs(
+        &[KexAlg::Curve25519, KexAlg::MlKem768X25519],
+        &[SigAlg::Ed25519],
+    );
+    let (mut t, mut peer, i_s, r) = client_meets_guess(ours, server, msg::KEX_ECDH_INIT);
+    r.unwrap();
+    finish_as_server(&mut t, &mut peer, &i_s, KexAlg::MlKem768X25519);
+}
+
+/// The hand-driven server answers our client's KEX_ECDH_INIT for `agreed`
+/// and the exchange must finish.
+fn finish_as_server(t: &mut Transport, peer: &mut Peer, i_s: &[u8], agreed: KexAlg) {
+    let got = peer.receive(t);
     assert_eq!(got.len(), 2, "client KEXINIT and KEX_ECDH_INIT: {got:?}");
     let i_c = &got[0];
     let mut r = Reader::new(&got[1][1..]);
@@ -305,7 +326,7 @@ fn client_completes_after_wrong_guess(ours: Preferences, server: Preferences, ag
         v_c: &v_c,
         v_s: peer.id,
         i_c,
-        i_s: &i_s,
+        i_s,
         k_s: &k_s,
         q_c,
         q_s: &q_s,
@@ -318,8 +339,8 @@ fn client_completes_after_wrong_guess(ours: Preferences, server: Preferences, ag
     reply.put_string(&signature);
     peer.send(&reply);
     peer.send(&[msg::NEWKEYS]);
-    peer.deliver(&mut t).unwrap();
-    assert_eq!(peer.receive(&mut t), vec![vec![msg::NEWKEYS]]);
+    peer.deliver(t).unwrap();
+    assert_eq!(peer.receive(t), vec![vec![msg::NEWKEYS]]);
     let done = t.poll_kex_done().expect("the exchange finished");
     assert_eq!(done.negotiated.kex, agreed);
 }
