@@ -26,14 +26,17 @@ pub struct SessionSetup {
     pub env: Vec<(String, Vec<u8>)>,
     /// `pty-req`: the terminal type and size.
     pub pty: Option<(String, WinSize)>,
-    /// `exec`'s command, or `None` for `shell`.
+    /// `exec`'s command, or `None` for `shell` (and `subsystem`).
     pub command: Option<Vec<u8>>,
+    /// `subsystem`'s name.
+    pub subsystem: Option<String>,
 }
 
 impl SessionSetup {
     /// Takes in one request before the command: whether to accept it,
-    /// and whether it starts the command (`exec`, `shell`). Subsystems
-    /// and unknown requests are refused.
+    /// and whether it starts the command (`exec`, `shell`, `subsystem`;
+    /// the server may still refuse a start, see [`read_setup`]). Unknown
+    /// requests are refused.
     pub fn apply(&mut self, req: ChannelRequest) -> (bool, bool) {
         match req {
             ChannelRequest::Env { name, value } => {
@@ -68,18 +71,49 @@ impl SessionSetup {
                 (true, true)
             }
             ChannelRequest::Shell => (true, true),
+            ChannelRequest::Subsystem(name) => {
+                self.subsystem = Some(name);
+                (true, true)
+            }
             _ => (false, false),
         }
     }
+
+    /// Forgets a start request the server refused: the channel stays
+    /// open, and the client may ask for something else (RFC 4254 §6.5).
+    pub fn refused(&mut self) {
+        self.command = None;
+        self.subsystem = None;
+    }
 }
 
-/// Answers requests until `exec` or `shell`; `None` if the channel closed
-/// first.
-pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
+/// Judges a request that would start the session: `Some(message)`
+/// refuses it, the message going to the channel's stderr before the
+/// failure reply, so that the user reads why.
+pub type StartCheck<'a> = &'a dyn Fn(&SessionSetup) -> Option<String>;
+
+/// A [`StartCheck`] for a server with no subsystem: each is refused.
+pub fn no_subsystems(setup: &SessionSetup) -> Option<String> {
+    setup
+        .subsystem
+        .as_ref()
+        .map(|name| format!("no subsystem {name:?} here\r\n"))
+}
+
+/// Answers requests until `exec`, `shell` or `subsystem` starts the
+/// session and `check` lets it; `None` if the channel closed first.
+pub fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
     let mut setup = SessionSetup::default();
     loop {
         let (req, want_reply) = ch.next_request()?;
-        let (ok, start) = setup.apply(req);
+        let (mut ok, mut start) = setup.apply(req);
+        if start {
+            if let Some(why) = check(&setup) {
+                let _ = write_all_stderr(ch, why.as_bytes());
+                setup.refused();
+                (ok, start) = (false, false);
+            }
+        }
         if want_reply {
             let _ = ch.reply(ok);
         }
@@ -333,4 +367,25 @@ fn write_all_stderr(ch: &Channel, mut data: &[u8]) -> io::Result<()> {
         data = &data[n..];
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subsystem_starts_the_session_and_a_refusal_forgets_it() {
+        let mut s = SessionSetup::default();
+        assert_eq!(
+            s.apply(ChannelRequest::Subsystem("sftp".into())),
+            (true, true)
+        );
+        assert_eq!(s.subsystem.as_deref(), Some("sftp"));
+        assert!(no_subsystems(&s).is_some_and(|m| m.contains("sftp")));
+        s.refused();
+        assert_eq!(s, SessionSetup::default());
+        assert_eq!(no_subsystems(&s), None);
+        assert_eq!(s.apply(ChannelRequest::Exec(b"ls".to_vec())), (true, true));
+        assert_eq!(s.command.as_deref(), Some(&b"ls"[..]));
+    }
 }
