@@ -462,6 +462,8 @@ pub struct RemoteArgs {
 }
 
 /// The two roles of `cpud`.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpudMode {
     /// Daemon or init.

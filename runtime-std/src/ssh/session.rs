@@ -90,7 +90,7 @@ impl SessionSetup {
 /// Judges a request that would start the session: `Some(message)`
 /// refuses it, the message going to the channel's stderr before the
 /// failure reply, so that the user reads why.
-pub type StartCheck<'a> = &'a dyn Fn(&SessionSetup) -> Option<String>;
+pub type StartCheck<'a> = &'a (dyn Fn(&SessionSetup) -> Option<String> + Sync);
 
 /// A [`StartCheck`] for a server with no subsystem: each is refused.
 pub fn no_subsystems(setup: &SessionSetup) -> Option<String> {
