@@ -76,6 +76,16 @@ rc=0
 out=$(ossh "$CPORT" -tt "${CPU_SESSION[@]}" -- tty </dev/null) || rc=$?
 [[ $out == */dev/pts/* ]] && [ "$rc" = 0 ] && pass "pty: cpu session" ||
 	fail "pty: cpu session: got '$out', $rc"
+# Our cpu is a cpu client even without 9P: it sends CPU_FSTAB with
+# -9p=false and with -ssh, as u-root/cpu does, so its command runs as in
+# a cpu session, in the client's directory (a plain one starts at home).
+mkdir -p "$W/cpu-home" "$W/cwd"
+for flag in -9p=false -ssh; do
+	out=$(cd "$W/cwd" && HOME=$W/cpu-home timeout -k 5 60 "$CPU" "$flag" -hostkeycheck=false \
+		-key "$W/client_ed25519" -sp "$CPORT" 127.0.0.1 pwd 2>"$W/cpu$flag.err") &&
+		[ "$out" = "$W/cwd" ] && pass "cpu $flag: a cpu session" ||
+		fail "cpu $flag: got '$out', $(cat "$W/cpu$flag.err")"
+done
 
 rc=0
 ossh "$CPORT" -- sh -c "'kill -TERM \$\$'" 2>"$W/killed.err" || rc=$?
