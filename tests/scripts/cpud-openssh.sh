@@ -73,6 +73,10 @@ out=$(ossh "$CPORT" -tt -- 'tty; exit 5' </dev/null) || rc=$?
 [[ $out == */dev/pts/* ]] && [ "$rc" = 5 ] && pass "pty: plain session" ||
 	fail "pty: plain session: got '$out', $rc"
 rc=0
+out=$(printf 'echo "zero=$0"; exit 6\n' | ossh "$CPORT" -tt --) || rc=$?
+[[ $out == *zero=-"${LOGIN_SHELL##*/}"* ]] && [ "$rc" = 6 ] && pass "pty: an interactive login shell" ||
+	fail "pty: interactive login shell: got '$out', $rc"
+rc=0
 out=$(ossh "$CPORT" -tt "${CPU_SESSION[@]}" -- tty </dev/null) || rc=$?
 [[ $out == */dev/pts/* ]] && [ "$rc" = 0 ] && pass "pty: cpu session" ||
 	fail "pty: cpu session: got '$out', $rc"

@@ -20,22 +20,22 @@ pub use runtime_std::ssh::session::{kill_all, no_subsystems, SessionSetup, Start
 use super::{copy, Channel};
 
 /// Answers requests until `exec`, `shell` or `subsystem` starts the
-/// session and `check` lets it (a refusal's message goes to stderr
-/// first); `None` if the channel closed first.
+/// session; `None` if the channel closed first, or if `check` refused
+/// the start (the channel is then ended, as [`StartCheck`] says).
 pub async fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
     let mut setup = SessionSetup::default();
     loop {
         let (req, want_reply) = ch.next_request().await?;
-        let (mut ok, mut start) = setup.apply(req);
+        let (ok, start) = setup.apply(req);
+        answer(ch, want_reply, ok);
         if start {
             if let Some(why) = check(&setup) {
                 let _ = ch.stderr_writer().write_all(why.as_bytes()).await;
-                setup.refused();
-                (ok, start) = (false, false);
+                let _ = ch.request(&exit_request(None), false).await;
+                let _ = ch.send_eof();
+                let _ = ch.close();
+                return None;
             }
-        }
-        answer(ch, want_reply, ok);
-        if start {
             return Some(setup);
         }
     }

@@ -35,8 +35,8 @@ pub struct SessionSetup {
 impl SessionSetup {
     /// Takes in one request before the command: whether to accept it,
     /// and whether it starts the command (`exec`, `shell`, `subsystem`;
-    /// the server may still refuse a start, see [`read_setup`]). Unknown
-    /// requests are refused.
+    /// the server may still refuse to run it, see [`StartCheck`]).
+    /// Unknown requests are refused.
     pub fn apply(&mut self, req: ChannelRequest) -> (bool, bool) {
         match req {
             ChannelRequest::Env { name, value } => {
@@ -78,18 +78,15 @@ impl SessionSetup {
             _ => (false, false),
         }
     }
-
-    /// Forgets a start request the server refused: the channel stays
-    /// open, and the client may ask for something else (RFC 4254 §6.5).
-    pub fn refused(&mut self) {
-        self.command = None;
-        self.subsystem = None;
-    }
 }
 
 /// Judges a request that would start the session: `Some(message)`
-/// refuses it, the message going to the channel's stderr before the
-/// failure reply, so that the user reads why.
+/// refuses it. The request is answered with success all the same, and the
+/// session ends at once as a command that cannot start: the message on
+/// stderr, status 127. OpenSSH's client closes a channel whose subsystem
+/// request failed at once, and then often drops the stderr that came
+/// just before (seen in tests/scripts/cpud-openssh.sh): a failure reply
+/// would hide the reason from the user.
 pub type StartCheck<'a> = &'a (dyn Fn(&SessionSetup) -> Option<String> + Sync);
 
 /// A [`StartCheck`] for a server with no subsystem: each is refused.
@@ -101,23 +98,24 @@ pub fn no_subsystems(setup: &SessionSetup) -> Option<String> {
 }
 
 /// Answers requests until `exec`, `shell` or `subsystem` starts the
-/// session and `check` lets it; `None` if the channel closed first.
+/// session; `None` if the channel closed first, or if `check` refused
+/// the start (the channel is then ended).
 pub fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
     let mut setup = SessionSetup::default();
     loop {
         let (req, want_reply) = ch.next_request()?;
-        let (mut ok, mut start) = setup.apply(req);
-        if start {
-            if let Some(why) = check(&setup) {
-                let _ = write_all_stderr(ch, why.as_bytes());
-                setup.refused();
-                (ok, start) = (false, false);
-            }
-        }
+        let (ok, start) = setup.apply(req);
         if want_reply {
             let _ = ch.reply(ok);
         }
         if start {
+            if let Some(why) = check(&setup) {
+                let _ = write_all_stderr(ch, why.as_bytes());
+                let _ = ch.request(&exit_request(None), false);
+                let _ = ch.send_eof();
+                let _ = ch.close();
+                return None;
+            }
             return Some(setup);
         }
     }
@@ -374,18 +372,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_subsystem_starts_the_session_and_a_refusal_forgets_it() {
+    fn a_subsystem_starts_the_session() {
         let mut s = SessionSetup::default();
+        assert_eq!(no_subsystems(&s), None);
         assert_eq!(
             s.apply(ChannelRequest::Subsystem("sftp".into())),
             (true, true)
         );
         assert_eq!(s.subsystem.as_deref(), Some("sftp"));
+        assert_eq!(s.command, None);
         assert!(no_subsystems(&s).is_some_and(|m| m.contains("sftp")));
-        s.refused();
-        assert_eq!(s, SessionSetup::default());
-        assert_eq!(no_subsystems(&s), None);
-        assert_eq!(s.apply(ChannelRequest::Exec(b"ls".to_vec())), (true, true));
-        assert_eq!(s.command.as_deref(), Some(&b"ls"[..]));
+        let mut e = SessionSetup::default();
+        assert_eq!(e.apply(ChannelRequest::Exec(b"ls".to_vec())), (true, true));
+        assert_eq!(
+            (e.command.as_deref(), e.subsystem),
+            (Some(&b"ls"[..]), None)
+        );
     }
 }
