@@ -189,7 +189,9 @@ impl Daemon {
         if self.debug {
             cmd.arg("-d");
         }
-        let cpu = plain::is_cpu_session(setup);
+        // A subsystem is never the reference's: sftp-server even for a
+        // client that sent CPU_FSTAB.
+        let cpu = plain::is_cpu_session(setup) && setup.subsystem.is_none();
         if cpu {
             if let Some(raw) = &setup.command {
                 let words = quote::shlex_split(&String::from_utf8_lossy(raw))

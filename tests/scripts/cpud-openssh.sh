@@ -161,14 +161,20 @@ for mode in sftp legacy; do
 		fail "scp ${opt[*]:-(SFTP)}: $(cat "$W/scp-$mode.err")"
 	fi
 done
-mkdir -p "$W/sftp"
 printf '%s\n' "put $W/up.bin $W/sftp/put.bin" "ls $W/sftp" "get $W/sftp/put.bin $W/sftp-got.bin" >"$W/sftp.batch"
-if osftp -b "$W/sftp.batch" "$ME@127.0.0.1" >"$W/sftp.out" 2>&1 && grep -q "^$W/sftp/put.bin" "$W/sftp.out" &&
-	[ "$(sha_of "$W/sftp/put.bin")" = "$up_sum" ] && [ "$(sha_of "$W/sftp-got.bin")" = "$up_sum" ]; then
-	pass "sftp -b: put, ls, get"
-else
-	fail "sftp -b: $(cat "$W/sftp.out")"
-fi
+# The subsystem is sftp-server in a session that sent CPU_FSTAB too.
+for kind in plain cpu; do
+	opts=()
+	[ "$kind" = cpu ] && opts=("${CPU_SESSION[@]}")
+	rm -rf "$W/sftp" "$W/sftp-got.bin" && mkdir -p "$W/sftp"
+	if osftp "${opts[@]}" -b "$W/sftp.batch" "$ME@127.0.0.1" >"$W/sftp.out" 2>&1 &&
+		grep -q "^$W/sftp/put.bin" "$W/sftp.out" &&
+		[ "$(sha_of "$W/sftp/put.bin")" = "$up_sum" ] && [ "$(sha_of "$W/sftp-got.bin")" = "$up_sum" ]; then
+		pass "sftp -b ($kind session): put, ls, get"
+	else
+		fail "sftp -b ($kind session): $(cat "$W/sftp.out")"
+	fi
+done
 
 # The host key made on the first start is kept.
 stop_pid "$CPID"
