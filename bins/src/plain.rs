@@ -135,7 +135,8 @@ pub fn shell_plan(login: &Login, command: Option<&[u8]>) -> Plan {
 
 /// The environment of a plain session, as sshd builds it: PATH (cpud's
 /// own, else the usual one), HOME, USER, LOGNAME and SHELL of the
-/// account, then the client's `env` requests, then PWD (where it starts).
+/// account, then the client's `env` requests but LD_*, then PWD (where
+/// it starts).
 pub fn environment(
     login: &Login,
     client: &[(String, Vec<u8>)],
@@ -154,7 +155,9 @@ pub fn environment(
         env.push(("LOGNAME".into(), name.into()));
     }
     env.push(("SHELL".into(), login.shell.clone().into_os_string()));
-    for (k, v) in client {
+    // Not the dynamic loader's: `cpud -remote` starts as root (-accounts)
+    // before it becomes the account.
+    for (k, v) in client.iter().filter(|(k, _)| !k.starts_with("LD_")) {
         env.push((k.into(), OsString::from_vec(v.clone())));
     }
     env.push(("PWD".into(), login.start_dir().into_os_string()));
@@ -265,7 +268,11 @@ mod tests {
         let l = login("/bin/sh", "/nonexistent-cpu-rs");
         let env = environment(
             &l,
-            &[("PWD".into(), b"/elsewhere".to_vec())],
+            &[
+                ("PWD".into(), b"/elsewhere".to_vec()),
+                ("LD_PRELOAD".into(), b"/tmp/x.so".to_vec()),
+                ("LANG".into(), b"C".to_vec()),
+            ],
             Some("/p".into()),
         );
         let get = |k: &str| {
@@ -279,6 +286,8 @@ mod tests {
         assert_eq!(get("USER"), Some("u".into()));
         assert_eq!(get("HOME"), Some("/nonexistent-cpu-rs".into()));
         assert_eq!(get("PWD"), Some("/".into()));
+        assert_eq!(get("LANG"), Some("C".into()));
+        assert_eq!(get("LD_PRELOAD"), None);
         let none = environment(&l, &[], None);
         assert!(none.iter().any(|(k, v)| k == "PATH" && v == DEFAULT_PATH));
     }

@@ -113,6 +113,12 @@ got_sum=$(ossh "$CPORT" -- sha256sum <"$W/in.bin" | cut -d' ' -f1)
 
 out=$(ossh "$CPORT" -o SetEnv=CPU_RS_TEST=marker -- sh -c "'echo \$CPU_RS_TEST'") &&
 	[ "$out" = marker ] && pass "env" || fail "env: got '$out'"
+# The loader's variables never reach a plain session (its child starts
+# as root with -accounts).
+out=$(ossh "$CPORT" -o "SetEnv=LD_PRELOAD=/nonexistent-cpu-rs.so CPU_RS_TEST=kept" -- \
+	'echo ${LD_PRELOAD-unset} $CPU_RS_TEST' 2>"$W/ld.err") &&
+	[ "$out" = "unset kept" ] && ! grep -q nonexistent-cpu-rs "$W/ld.err" && pass "env: LD_* dropped" ||
+	fail "env: LD_*: got '$out', $(cat "$W/ld.err")"
 
 rc=0
 SSH_KEY=$W/wrong_ed25519 ossh "$CPORT" -- true 2>"$W/wrong.err" || rc=$?
