@@ -4,10 +4,10 @@
 # shell (pipes, globs, variables, exit statuses, a login shell for `shell`,
 # the home directory), a cpu session (one that sends CPU_FSTAB) keeps the
 # reference's argument splitting, a pty for both, a killed command, stdin,
-# environment, a refused key, scp (SFTP and -O) and sftp both ways, an
-# sftp-server that is missing, the host key kept across restarts, -accounts,
-# and a client that vanishes mid-command leaving no process behind. cpud
-# runs in a private mount namespace on 127.0.0.1.
+# environment, a refused key, scp (SFTP and -O) and sftp both ways, PuTTY's
+# plink and psftp, an sftp-server that is missing, the host key kept across
+# restarts, -accounts, and a client that vanishes mid-command leaving no
+# process behind. cpud runs in a private mount namespace on 127.0.0.1.
 #
 # CPUD: the binary (default target/release/cpud). One PASS/FAIL line per
 # case; exit 1 on any FAIL.
@@ -181,6 +181,27 @@ for kind in plain cpu; do
 		fail "sftp -b ($kind session): $(cat "$W/sftp.out")"
 	fi
 done
+
+# PuTTY's tools (putty-tools): plink's command goes to the login shell
+# too, and psftp uses the sftp subsystem.
+if command -v plink >/dev/null && command -v psftp >/dev/null && command -v puttygen >/dev/null; then
+	puttygen "$W/client_ed25519" -O private -o "$W/client.ppk" </dev/null >/dev/null 2>&1
+	HK_FP=$(ssh-keygen -lf "$STATE/ssh_host_ed25519_key" | awk '{print $2}')
+	PUTTY_OPTS=(-batch -P "$CPORT" -i "$W/client.ppk" -hostkey "$HK_FP")
+	rc=0
+	out=$(timeout -k 5 60 plink "${PUTTY_OPTS[@]}" "$ME@127.0.0.1" 'echo $(id -u); exit 3' </dev/null) || rc=$?
+	[ "$out" = "$(id -u)" ] && [ "$rc" = 3 ] && pass "plink: the login shell" ||
+		fail "plink: got '$out', $rc"
+	rm -rf "$W/sftp" "$W/sftp-got.bin" && mkdir -p "$W/sftp"
+	if timeout -k 5 60 psftp "${PUTTY_OPTS[@]}" -b "$W/sftp.batch" "$ME@127.0.0.1" </dev/null >"$W/psftp.out" 2>&1 &&
+		[ "$(sha_of "$W/sftp/put.bin")" = "$up_sum" ] && [ "$(sha_of "$W/sftp-got.bin")" = "$up_sum" ]; then
+		pass "psftp -b: put, get"
+	else
+		fail "psftp -b: $(cat "$W/psftp.out")"
+	fi
+else
+	skip "plink/psftp: no putty-tools"
+fi
 
 # The host key made on the first start is kept.
 stop_pid "$CPID"
