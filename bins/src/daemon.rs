@@ -256,7 +256,8 @@ impl Daemon {
         if let Some(a0) = plan.argv0 {
             cmd.env(ARGV0_ENV, a0);
         }
-        cmd.current_dir(login.start_dir());
+        // The child changes to PWD once it is the account (a home that
+        // root may not enter, on NFS, is the account's to enter).
     }
 
     /// Logs how a session ended.
