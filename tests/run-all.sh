@@ -29,9 +29,11 @@
 #              ssh_server) and OUR_SSH (default .../ssh_client).
 #   (ssh-interop-smol: the same run with runtime-smol's ssh_server_smol and
 #              ssh_client_smol, part of the ssh-interop step)
-#   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
-#              SSH: exec, statuses, stdin, env, refused key, teardown, host
-#              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh, scp, sftp -> our
+#              cpud: the login shell for plain sessions, a cpu session's
+#              splitting, statuses, pty, stdin, env, refused key, teardown,
+#              scp/sftp, host key kept); needs the ssh setup, so
+#              CPU_RS_SSH_INTEROP=0 skips it
 #   ssh-clients tests/scripts/ssh-clients.sh  (Dropbear's dbclient, PuTTY's plink,
 #              libssh and libssh2 -> our cpud: ciphers, user key types, echo,
 #              exit 7, 20 MiB of stdin, a pty; our example client -> Dropbear's

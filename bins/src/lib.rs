@@ -25,6 +25,7 @@ pub mod namespace;
 pub mod net;
 pub mod netif;
 pub mod passphrase;
+pub mod plain;
 pub mod quote;
 pub mod remote;
 pub mod rt;

@@ -15,7 +15,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
 use crate::cli::RemoteArgs;
-use crate::daemon::ACCOUNT_ENV;
+use crate::daemon::{ACCOUNT_ENV, ARGV0_ENV};
 use crate::namespace::{parse_fstab, CPU_MOUNT};
 
 /// Environment variables that carry the session setup and must not reach
@@ -49,6 +49,11 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
     }
     let mut cmd = Command::new(&args[0]);
     cmd.env_remove(ACCOUNT_ENV);
+    // A plain session's login shell ("-sh"), named by the daemon only.
+    if let Some(argv0) = std::env::var_os(ARGV0_ENV) {
+        cmd.arg0(argv0);
+    }
+    cmd.env_remove(ARGV0_ENV);
     cmd.args(&args[1..]);
     for k in SETUP_ENV {
         cmd.env_remove(k);

@@ -91,7 +91,7 @@ venv_ensure() {
 # ssh_setup: everything the SSH suites need. OpenSSH 10 is optional (its
 # cases SKIP when the chroot cannot be built).
 ssh_setup() {
-	apt_ensure openssh-server openssh-client python3 python3-venv coreutils procps bsdutils tmux || return 1
+	apt_ensure openssh-server openssh-sftp-server openssh-client putty-tools python3 python3-venv coreutils procps bsdutils tmux || return 1
 	as_root mkdir -p /run/sshd
 	venv_ensure || return 1
 	if [ -x "$OPENSSH10" ]; then
