@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cpu_main;
 pub mod cpud_main;
+pub mod cwd;
 pub mod daemon;
 pub mod dbg9p;
 pub mod dnssd;
