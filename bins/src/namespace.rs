@@ -509,7 +509,8 @@ mod tests {
                 let mut sib = dir.clone();
                 let name = format!("{last}{other}");
                 *sib.last_mut().expect("non-empty") = name;
-                prop_assert!(!covers(&d, &format!("/{}", sib.join("/"))));
+                let sibling = format!("/{}", sib.join("/"));
+                prop_assert!(!covers(&d, &sibling));
             }
             // Only the root is covered by a path and its own descendants.
             prop_assert_eq!(covers(&p, &d), rest.is_empty());
