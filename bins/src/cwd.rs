@@ -15,9 +15,12 @@
 //!   A bind over /tmp itself hides the 9P mount's path /tmp/cpu (the
 //!   mount stays, and so do the binds made from it).
 //! * `$PWD` does not exist on the board elsewhere: making the mount point
-//!   would write to the board's own file systems, which this never does.
-//!   The command starts in the client's directory through the mount,
-//!   `/tmp/cpu$PWD`, with PWD set to that path.
+//!   there would write to the board's own file systems, which this never
+//!   does. Its deepest existing ancestor is shadowed by a tmpfs of binds
+//!   (crate::shadow: for `/`, the session's root becomes the shadow), and
+//!   the mount point is made in that tmpfs. Should that fail, the command
+//!   starts in the client's directory through the mount, `/tmp/cpu$PWD`,
+//!   with PWD set to that path.
 //! * The client's directory cannot be reached through the mount (gone,
 //!   or PWD does not name it): today's rule, with a warning.
 //!
@@ -33,7 +36,7 @@ use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{stat, Mode};
 use nix::unistd::fchdir;
 
-use crate::namespace::{clean, serves_from_client, MountEntry, CPU_MOUNT};
+use crate::namespace::{clean, covers, serves_from_client, MountEntry, CPU_MOUNT};
 
 /// Where the command starts, once the namespace is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +98,10 @@ pub fn client_cwd(
         }
         return Ok(Start::At(CPU_MOUNT.into()));
     }
-    fchdir(dir.0).map_err(|e| format!("entering the client's {p}: {e}"))?;
+    // First the mount point: the shadow of / changes the root (and the
+    // cwd with it).
     let target_ok = Path::new(&p).is_dir() || make_mount_point(&p, tmp_dev, debug);
+    fchdir(dir.0).map_err(|e| format!("entering the client's {p}: {e}"))?;
     if target_ok {
         // The source is the resolved directory, named as "." from inside
         // it: no /proc needed.
@@ -146,10 +151,11 @@ fn open_in_mount(p: &str) -> nix::Result<Fd> {
     }
 }
 
-/// Makes the missing directory `p` when its deepest existing ancestor is
-/// a directory on the session's tmpfs (device `tmp_dev`); anywhere else
-/// it would persist on the board (or be made on the client through the
-/// mount). True when `p` is a directory now.
+/// Makes the missing directory `p`: in the session's tmpfs (device
+/// `tmp_dev`) when its deepest existing ancestor lies there, else by
+/// shadowing that ancestor (crate::shadow), so nothing persists on the
+/// board. Never inside the 9P mount: that would write on the client.
+/// True when `p` is a directory now.
 fn make_mount_point(p: &str, tmp_dev: u64, debug: bool) -> bool {
     let mut base = Path::new(p);
     while !base.exists() {
@@ -158,14 +164,19 @@ fn make_mount_point(p: &str, tmp_dev: u64, debug: bool) -> bool {
             None => return false,
         }
     }
-    let on_tmpfs = base.is_dir() && stat(base).is_ok_and(|st| st.st_dev == tmp_dev);
-    if !on_tmpfs {
+    if !base.is_dir() || covers(CPU_MOUNT, &base.to_string_lossy()) {
         return false;
     }
-    match std::fs::create_dir_all(p) {
+    let made = if stat(base).is_ok_and(|st| st.st_dev == tmp_dev) {
+        std::fs::create_dir_all(p).map_err(|e| e.to_string())
+    } else {
+        let rest = Path::new(p).strip_prefix(base).unwrap_or(Path::new(""));
+        crate::shadow::add_dirs(base, rest, debug)
+    };
+    match made {
         Ok(()) => {
             if debug {
-                eprintln!("cpud -remote: made the mount point {p} in the session's /tmp");
+                eprintln!("cpud -remote: made the mount point {p}");
             }
             true
         }

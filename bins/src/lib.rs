@@ -29,5 +29,6 @@ pub mod passphrase;
 pub mod quote;
 pub mod remote;
 pub mod rt;
+pub mod shadow;
 pub mod ssh_config;
 pub mod tty;

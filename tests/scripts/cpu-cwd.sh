@@ -77,14 +77,31 @@ lands "cwd under /home that the board has: bound from the client" "$HB" "$out" "
 [ -z "$(board ls -A "$HB")" ] && pass "the board's own $HB untouched" ||
 	fail "board's $HB: $(board ls -A "$HB" | tr '\n' ' ')"
 
-# The board lacks it, and its parent is the board's own file system: no
-# mount point is made there; the command starts in /tmp/cpu$PWD.
+# The board lacks it, and its parent is the board's own file system: the
+# parent is shadowed in the session by a tmpfs of binds, so nothing is
+# written on the board, and the rest of it stays in view.
 mkdir -p "$HB/sub/deep"
+board sh -c "echo board-$$ > $HB/board-file"
 rc=0
-out=$(in_dir "$HB/sub/deep" -namespace "$NS" -- sh -c "$WRITE") || rc=$?
-lands "cwd under /home the board lacks: starts in /tmp/cpu\$PWD" "$HB/sub/deep" "$out" "$rc" "/tmp/cpu$HB/sub/deep"
-[ -z "$(board ls -A "$HB")" ] && pass "no directory left behind on the board" ||
+out=$(in_dir "$HB/sub/deep" -namespace "$NS" -- sh -c "$WRITE && cat $HB/board-file") || rc=$?
+lands "cwd under /home the board lacks: bound over a mount point of the session" "$HB/sub/deep" "$out" "$rc" \
+	"$HB/sub/deep"$'\n'"board-$$"
+[ "$(board ls -A "$HB")" = board-file ] && pass "no directory left behind on the board" ||
 	fail "left on the board: $(board ls -A "$HB" | tr '\n' ' ')"
+board rm -f "$HB/board-file"
+
+# A top-level directory the board lacks: / is shadowed, as the session's
+# root. The client serves a root of its own (-root), in which the cwd is
+# /$TOP/x; the board has no /$TOP.
+R=$W/root
+TOP=cpu-rs-cwd-top-$$-$RANDOM
+mkdir -p "$R/$TOP/x"
+rc=0
+out=$(cd "$R/$TOP/x" && PWD=/$TOP/x HOME=$W/home timeout -k 5 60 "$CPU" -hostkeycheck=false \
+	-key "$W/client_ed25519" -sp "$PORT" -root "$R" -namespace '' 127.0.0.1 \
+	sh -c "$WRITE && test -r /proc/self/status && test -d /tmp/cpu/$TOP && echo ok") || rc=$?
+lands "cwd at the top the board lacks: / shadowed, the board's tree in view" "$R/$TOP/x" "$out" "$rc" "/$TOP/x"$'\n'ok
+board test ! -e "/$TOP" && [ ! -e "/$TOP" ] && pass "nothing made in the board's /" || fail "/$TOP made on the board"
 
 # Under /tmp: the session's /tmp is a private tmpfs; the mount point is
 # made there and the client's directory bound over it.
