@@ -86,8 +86,8 @@ pub fn client_cwd(
         Ok(fd) => fd,
         Err(e) => {
             eprintln!(
-                "cpud -remote: warning: your cwd {p} is not reachable through the 9P mount ({e}): \
-                 it is the board's own"
+                "cpud -remote: warning: your cwd {p} cannot be reached through the 9P mount \
+                 ({e}): the board's own {p} is used"
             );
             return Ok(Start::Pwd);
         }

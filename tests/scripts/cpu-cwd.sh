@@ -8,11 +8,12 @@
 # FUSE (the kernel 9p path: the /tmp case in cpu-guest.sh).
 #
 # Cases: a cwd under /home that the board has (its own) and one it lacks,
+# a top-level one it lacks (the client serves a root of its own, -root),
 # a cwd under /tmp, /tmp itself, /, a cwd reached through an absolute
-# symlink; the namespace entry that already serves the cwd; and a session
-# without 9P, which keeps the reference's rule. Each file must land in the
-# local directory with exit status 0, and nothing may be left on the
-# board.
+# symlink; the namespace entries that already serve the cwd; and a
+# session without 9P, which keeps the reference's rule. Each file must
+# land in the local directory with exit status 0, and nothing may be left
+# on the board.
 #
 # CPU, CPUD: the binaries (default target/release/{cpu,cpud}).
 set -euo pipefail
