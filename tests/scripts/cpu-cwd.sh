@@ -91,6 +91,26 @@ lands "cwd under /home the board lacks: bound over a mount point of the session"
 	fail "left on the board: $(board ls -A "$HB" | tr '\n' ' ')"
 board rm -f "$HB/board-file"
 
+# A directory too big to shadow (more than 1024 entries): the command
+# starts in the client's directory through the mount, with one warning.
+board sh -c "cd $HB && seq 1025 | xargs touch"
+rc=0
+out=$(in_dir "$HB/sub/deep" -namespace "$NS" -- sh -c "$WRITE" 2>"$W/big.err") || rc=$?
+lands "cwd under a directory too big to shadow: starts in /tmp/cpu\$PWD" "$HB/sub/deep" "$out" "$rc" \
+	"/tmp/cpu$HB/sub/deep"
+grep -q "warning: making the mount point $HB/sub/deep: $HB has 1025 entries" "$W/big.err" &&
+	[ "$(board ls -A "$HB" | wc -l)" = 1025 ] && pass "too big to shadow: one warning, nothing left behind" ||
+	fail "too big to shadow: $(cat "$W/big.err") / $(board ls -A "$HB" | wc -l) entries"
+board sh -c "cd $HB && seq 1025 | xargs rm -f"
+
+# A PWD the client does not have: a warning, then the reference's rule.
+rc=0
+out=$(cd "$HB" && PWD=/cpu-rs-cwd-nowhere-$$ HOME=$W/home timeout -k 5 60 "$CPU" -hostkeycheck=false \
+	-key "$W/client_ed25519" -sp "$PORT" -namespace "$NS" 127.0.0.1 true 2>"$W/nowhere.err") || rc=$?
+[ "$rc" = 1 ] && grep -q "cannot be reached through the 9P mount" "$W/nowhere.err" &&
+	grep -q "is not in the remote namespace" "$W/nowhere.err" &&
+	pass "a PWD the client lacks: a warning, then refused (1)" || fail "PWD the client lacks: rc $rc: $(cat "$W/nowhere.err")"
+
 # A top-level directory the board lacks: / is shadowed, as the session's
 # root. The client serves a root of its own (-root), in which the cwd is
 # /$TOP/x; the board has no /$TOP.
