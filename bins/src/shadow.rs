@@ -111,7 +111,8 @@ fn fill(base: &Path, rest: &Path) -> Result<(), String> {
 }
 
 /// Makes the stage the session's root. Its copy of /tmp holds a copy of
-/// the stage as it was when /tmp was bound: that one goes.
+/// the stage as it was when /tmp was bound: that one goes (its empty
+/// directory stays, the mount point of the new root in the old tree).
 fn enter_as_root(debug: bool) -> Result<(), String> {
     nix::unistd::chroot(STAGE).map_err(|e| format!("chroot {STAGE}: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
