@@ -390,6 +390,19 @@ pub const CPUD_FLAGS: &[Flag] = &[
         "0s",
         "add a sleep before serving -- usually only needed if cpud runs as init with mDNS",
     ),
+    // Ours: sshd's PermitUserEnvironment for authorized_keys environment=.
+    boolean(
+        "permitUserEnvironment",
+        false,
+        "let authorized_keys environment= options set variables (else such a key may not log in)",
+    ),
+    // Ours: where the log lines go (sshd logs to syslog unless -D -e).
+    string(
+        "log",
+        "auto",
+        "where log lines go: stderr, syslog, or auto (syslog when stderr is not a terminal and the socket exists; -d means stderr)",
+    ),
+    string("logSocket", "/dev/log", "the syslog socket"),
 ];
 
 /// `cpud`'s synopsis line.
@@ -424,6 +437,12 @@ pub struct CpudArgs {
     pub register_timeout: Duration,
     /// `-sleepBeforeServing`.
     pub sleep_before_serving: Duration,
+    /// `-permitUserEnvironment` (ours).
+    pub permit_user_environment: bool,
+    /// `-log` (ours): stderr, syslog or auto.
+    pub log: String,
+    /// `-logSocket` (ours): the syslog socket.
+    pub log_socket: String,
     /// Arguments after the flags (the reference ignores them).
     pub rest: Vec<String>,
 }
@@ -531,6 +550,9 @@ fn parse_cpud_with(
         register: p.get("register").into(),
         register_timeout: duration("registerTO")?,
         sleep_before_serving: duration("sleepBeforeServing")?,
+        permit_user_environment: p.bool("permitUserEnvironment")?,
+        log: p.get("log").into(),
+        log_socket: p.get("logSocket").into(),
         rest: p.rest.clone(),
     };
     Ok(Outcome::Run(CpudParsed::Daemon(args, p)))
@@ -803,6 +825,9 @@ mod tests {
                 register: String::new(),
                 register_timeout: Duration::from_secs(5),
                 sleep_before_serving: Duration::ZERO,
+                permit_user_environment: false,
+                log: "auto".into(),
+                log_socket: "/dev/log".into(),
                 rest: vec![],
             })
         );

@@ -12,9 +12,10 @@ use runtime_std::ssh::session::SessionSetup;
 use runtime_std::ssh::state::{Handle, Incoming, PendingChannel};
 use ssh_key::PrivateKey;
 
-use crate::authorized::Policy;
+use crate::authorized::{Grant, Login, Policy};
+use crate::keyopts::KeyOptions;
 use crate::net::Listener;
-use crate::quote;
+use crate::{oplog, quote};
 
 /// What the daemon serves with.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Daemon {
     pub host_key: PrivateKey,
     /// Who may log in.
     pub policy: Policy,
+    /// `-permitUserEnvironment`: authorized_keys `environment=` is honoured.
+    pub permit_env: bool,
     /// The program started for each session (normally this cpud).
     pub exe: String,
     /// Debug output on stderr.
@@ -87,13 +90,16 @@ impl Daemon {
 
     pub(crate) fn log(&self, msg: std::fmt::Arguments<'_>) {
         if self.debug {
-            eprintln!("cpud: {msg}");
+            oplog::daemon(msg);
         }
     }
 
-    /// The SSH server's configuration for one connection.
-    pub(crate) fn server_config(&self) -> ServerConfig {
-        ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()))
+    /// The SSH server's configuration for a connection from `peer`, and
+    /// the handle on the options of the key it logs in with.
+    pub(crate) fn server_config(&self, peer: &str) -> (ServerConfig, Grant) {
+        let (login, grant) = Login::new(self.policy.clone(), peer, self.permit_env);
+        let config = ServerConfig::new(vec![self.host_key.clone()], Box::new(login));
+        (config, grant)
     }
 
     /// Acts on one thing a client asks for. A session channel is
@@ -101,12 +107,14 @@ impl Daemon {
     /// the runtime to run; other channels are refused (as the reference:
     /// no direct-tcpip). A `tcpip-forward` is started by `forward` (the
     /// runtime's listener and its port) and kept in `forwards` for the
-    /// connection's life; other global requests are refused.
+    /// connection's life, unless the key's `no-port-forwarding` refuses
+    /// it; other global requests are refused.
     pub(crate) fn dispatch<H: Handle, F>(
         &self,
         conn: &H,
         inc: Incoming<PendingChannel<H>>,
         peer: &str,
+        grant: &Grant,
         forwards: &mut Vec<F>,
         forward: impl FnOnce(&H, &str, u32) -> std::io::Result<(F, u32)>,
     ) -> Option<(H::Channel, String, SessionGuard)> {
@@ -118,6 +126,15 @@ impl Daemon {
                 }
                 let ch = p.accept().ok()?;
                 return Some((ch, conn.user().unwrap_or_default(), self.session_started()));
+            }
+            Incoming::Global {
+                request: GlobalRequest::TcpipForward { address, port },
+                want_reply,
+            } if grant.options().no_port_forwarding => {
+                oplog::auth(format_args!(
+                    "{peer}: tcpip-forward {address}:{port} refused: the key has no-port-forwarding (a cpu session needs it for 9P)"
+                ));
+                (None, want_reply)
             }
             Incoming::Global {
                 request: GlobalRequest::TcpipForward { address, port },
@@ -141,6 +158,14 @@ impl Daemon {
         None
     }
 
+    /// What a session's setup starts from: `no-pty` refuses pty-req.
+    pub(crate) fn session_setup(&self, key: &KeyOptions) -> SessionSetup {
+        SessionSetup {
+            no_pty: key.no_pty,
+            ..SessionSetup::default()
+        }
+    }
+
     /// Counts a session in (decpud's tenants); dropping the guard counts
     /// it out, whichever way the session ends.
     fn session_started(&self) -> SessionGuard {
@@ -152,18 +177,22 @@ impl Daemon {
     /// the child runs `$SHELL`), the environment the client's alone when
     /// it sent any (as the reference), plus TERM with a pty. An exec
     /// string that does not split is the error line to send the client,
-    /// whose command then ends with [`BAD_COMMAND_STATUS`].
+    /// whose command then ends with [`BAD_COMMAND_STATUS`]. The key's
+    /// `command=` replaces the client's, which goes in
+    /// SSH_ORIGINAL_COMMAND, and its `environment=` is added.
     pub(crate) fn session_command(
         &self,
         setup: &SessionSetup,
         user: &str,
+        key: &KeyOptions,
     ) -> Result<Command, String> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("-remote");
         if self.debug {
             cmd.arg("-d");
         }
-        if let Some(raw) = &setup.command {
+        let forced = key.command.as_ref().map(|c| c.as_bytes().to_vec());
+        if let Some(raw) = forced.as_ref().or(setup.command.as_ref()) {
             let words = quote::shlex_split(&String::from_utf8_lossy(raw))
                 .map_err(|e| format!("cpud: bad command string: {e}\n"))?;
             cmd.args(words);
@@ -174,6 +203,7 @@ impl Daemon {
                 cmd.env(k, String::from_utf8_lossy(v).as_ref());
             }
         }
+        key_environment(&mut cmd, setup, key);
         cmd.env_remove(ACCOUNT_ENV);
         if self.accounts {
             cmd.env(ACCOUNT_ENV, user);
@@ -195,6 +225,22 @@ impl Daemon {
     /// Logs how a session ended.
     pub(crate) fn session_ended(&self, user: &str, status: Option<std::process::ExitStatus>) {
         self.log(format_args!("session for {user:?} ended: {status:?}"));
+    }
+}
+
+/// What the key's options add to a session's environment: the client's
+/// command under a forced one (unset when it asked for a shell), as
+/// sshd, and `environment=` (admitted at login only with
+/// `-permitUserEnvironment`).
+fn key_environment(cmd: &mut Command, setup: &SessionSetup, key: &KeyOptions) {
+    if key.command.is_some() {
+        match &setup.command {
+            Some(c) => cmd.env("SSH_ORIGINAL_COMMAND", String::from_utf8_lossy(c).as_ref()),
+            None => cmd.env_remove("SSH_ORIGINAL_COMMAND"),
+        };
+    }
+    for (k, v) in &key.environment {
+        cmd.env(k, v);
     }
 }
 

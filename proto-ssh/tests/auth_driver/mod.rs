@@ -7,8 +7,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use proto_ssh::auth::{
-    publickey_signed_data, AuthError, AuthPolicy, Authenticated, ClientAuth, ClientAuthEvent, ServerAuth,
-    ServerAuthConfig, ServerAuthEvent,
+    publickey_signed_data, AuthError, AuthPolicy, Authenticated, ClientAuth, ClientAuthEvent,
+    ServerAuth, ServerAuthConfig, ServerAuthEvent,
 };
 use proto_ssh::msg;
 use proto_ssh::sig::{self, SigAlg};
@@ -46,10 +46,18 @@ pub fn public(k: &PrivateKey) -> KeyData {
 /// One question put to the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Key { user: String, key: KeyData },
-    None { user: String },
+    Key {
+        user: String,
+        key: KeyData,
+    },
+    None {
+        user: String,
+    },
     /// `logged_in`: the token's user and key.
-    LoggedIn { user: String, key: Option<KeyData> },
+    LoggedIn {
+        user: String,
+        key: Option<KeyData>,
+    },
 }
 
 /// A policy that accepts the listed (user, key) pairs and `none` when

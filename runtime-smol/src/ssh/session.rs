@@ -22,7 +22,11 @@ use super::{copy, Channel};
 /// Answers requests until `exec` or `shell`; `None` if the channel closed
 /// first.
 pub async fn read_setup(ch: &Channel) -> Option<SessionSetup> {
-    let mut setup = SessionSetup::default();
+    read_setup_with(ch, SessionSetup::default()).await
+}
+
+/// As [`read_setup`], from `setup` (its `no_pty`).
+pub async fn read_setup_with(ch: &Channel, mut setup: SessionSetup) -> Option<SessionSetup> {
     loop {
         let (req, want_reply) = ch.next_request().await?;
         let (ok, start) = setup.apply(req);

@@ -28,6 +28,9 @@ pub struct SessionSetup {
     pub pty: Option<(String, WinSize)>,
     /// `exec`'s command, or `None` for `shell`.
     pub command: Option<Vec<u8>>,
+    /// Set before the requests come (authorized_keys `no-pty`): pty-req
+    /// is refused.
+    pub no_pty: bool,
 }
 
 impl SessionSetup {
@@ -47,7 +50,7 @@ impl SessionSetup {
                 width_px,
                 height_px,
                 ..
-            } => {
+            } if !self.no_pty => {
                 let size = WinSize::from_ssh(cols, rows, width_px, height_px);
                 self.pty = Some((term, size));
                 (true, false)
@@ -76,7 +79,11 @@ impl SessionSetup {
 /// Answers requests until `exec` or `shell`; `None` if the channel closed
 /// first.
 pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
-    let mut setup = SessionSetup::default();
+    read_setup_with(ch, SessionSetup::default())
+}
+
+/// As [`read_setup`], from `setup` (its `no_pty`).
+pub fn read_setup_with(ch: &Channel, mut setup: SessionSetup) -> Option<SessionSetup> {
     loop {
         let (req, want_reply) = ch.next_request()?;
         let (ok, start) = setup.apply(req);
