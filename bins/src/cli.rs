@@ -200,6 +200,7 @@ pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
     let p = match goflags::parse(CPU_FLAGS, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(cpu_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(CPU_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     let timeout9p = parse_duration(p.get("timeout9p")).map_err(|err| CliError::Duration {
@@ -297,6 +298,7 @@ pub fn parse_decpu(args: &[String]) -> Result<Outcome<DecpuArgs>, CliError> {
     let p = match goflags::parse(&decpu_flags(), args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(decpu_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(DECPU_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
@@ -473,6 +475,8 @@ pub struct RemoteArgs {
 }
 
 /// The two roles of `cpud`.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpudMode {
     /// Daemon or init.
@@ -531,6 +535,7 @@ fn parse_cpud_with(
     let p = match goflags::parse(flags, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(goflags::usage(synopsis, flags))),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(synopsis))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
@@ -648,6 +653,7 @@ pub fn parse_remote(args: &[String]) -> Result<Outcome<RemoteArgs>, CliError> {
     let p = match goflags::parse(REMOTE_FLAGS, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(remote_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(REMOTE_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     // Validated here although the reference only fails at dial time.

@@ -214,17 +214,29 @@ impl Daemon {
             } else {
                 "cpud's own user"
             };
-            eprintln!(
-                "cpud: session for {user:?}, running as {runs_as}: {:?}",
-                cmd.get_args().collect::<Vec<_>>()
-            );
+            let args: Vec<String> = cmd
+                .get_args()
+                .map(|a| shown_arg(&a.to_string_lossy()))
+                .collect();
+            oplog::daemon(format_args!(
+                "session for {}, running as {runs_as}: {}",
+                user.escape_debug(),
+                args.join(" ")
+            ));
         }
         Ok(cmd)
     }
 
     /// Logs how a session ended.
     pub(crate) fn session_ended(&self, user: &str, status: Option<std::process::ExitStatus>) {
-        self.log(format_args!("session for {user:?} ended: {status:?}"));
+        let how = match status {
+            Some(s) => s.to_string(),
+            None => "the command could not start".into(),
+        };
+        self.log(format_args!(
+            "session for {} ended: {how}",
+            user.escape_debug()
+        ));
     }
 }
 
@@ -241,6 +253,16 @@ fn key_environment(cmd: &mut Command, setup: &SessionSetup, key: &KeyOptions) {
     }
     for (k, v) in &key.environment {
         cmd.env(k, v);
+    }
+}
+
+/// An argument for a debug line: as it is when plain, else quoted.
+fn shown_arg(a: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
+    if !a.is_empty() && a.chars().all(plain) {
+        a.into()
+    } else {
+        quote::quote_arg(a)
     }
 }
 

@@ -134,7 +134,13 @@ fn ip_from_cmdline(debug: bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     match crate::netif::configure(&ip.dev, ip.addr, ip.mask, ip.gw) {
-        Ok(()) if debug => eprintln!("cpud: init: {ip:?}"),
+        Ok(()) if debug => eprintln!(
+            "cpud: init: {} is {}/{}{}",
+            ip.dev,
+            ip.addr,
+            ip.mask,
+            ip.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+        ),
         Ok(()) => {}
         Err(e) => eprintln!("cpud: init: ip= on {}: {e}", ip.dev),
     }
@@ -310,7 +316,7 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
                     let Some(pid) = status.pid() else { continue };
                     if daemon.as_ref().map(|d| d.id() as i32) == Some(pid.as_raw()) {
                         daemon = None;
-                        eprintln!("cpud: init: the daemon ended: {status:?}");
+                        eprintln!("cpud: init: the daemon ended: {}", wait_text(status));
                     }
                 }
             }
@@ -332,6 +338,15 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
         let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     }
     Ok(())
+}
+
+/// `exit status 1` or `signal SIGKILL`, for the log.
+fn wait_text(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("signal {sig}"),
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(test)]
