@@ -32,6 +32,9 @@
 #   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
 #              SSH: exec, statuses, stdin, env, refused key, teardown, host
 #              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   cpud-auth  tests/scripts/cpud-auth.sh     (OpenSSH ssh -> our cpud: authorized_keys
+#              options, login log lines with fingerprints, timestamps, syslog
+#              to a socket, -h and -version); needs the ssh setup
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)
@@ -75,7 +78,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-config cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpud-auth cpu-local cpu-config cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -253,6 +256,9 @@ if [ "$FAILED" = 0 ]; then
 		export CPU_RS_RUNTIME=$rt CPU=$B/cpu CPUD=$B/cpud DECPU=$B/decpu DECPUD=$B/decpud
 		if wanted cpud && ssh_interop_on; then
 			step "cpud$sfx" 300 tests/scripts/cpud-openssh.sh
+		fi
+		if wanted cpud-auth && ssh_interop_on; then
+			step "cpud-auth$sfx" 180 tests/scripts/cpud-auth.sh
 		fi
 		if wanted cpu-local && ssh_interop_on; then
 			step "cpu-local$sfx" 300 tests/scripts/cpu-local.sh
