@@ -5,7 +5,7 @@
 //! the client's address, logs every login and refusal as sshd does, and
 //! keeps the options of the key that logged in for the session.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -121,7 +121,7 @@ impl Login {
         let grant = Grant::default();
         let login = Self {
             policy,
-            addr: peer.parse().ok(),
+            addr: socket_addr(peer),
             peer: peer.into(),
             permit_env,
             allowed: None,
@@ -139,28 +139,40 @@ impl Login {
     }
 
     /// Whether one key line admits this client now; why not if it does not.
-    fn check(&self, e: &Entry, now: u64) -> Result<KeyOptions, String> {
-        let o = e
-            .options
-            .as_ref()
-            .map_err(|why| format!("line {}: {why}", e.line))?;
+    fn check<'a>(&self, e: &'a Entry, now: u64) -> Result<KeyOptions, &'a str> {
+        let o = e.options.as_ref().map_err(String::as_str)?;
         if o.expiry.is_some_and(|t| now >= t) {
-            return Err(format!("line {}: key expired (expiry-time)", e.line));
+            return Err("key expired (expiry-time)");
         }
         if let Some(list) = &o.from {
-            let ip: Option<IpAddr> = self.addr.map(|a| a.ip());
-            if !keyopts::from_matches(list, ip) {
-                return Err(format!("line {}: address not in from=\"{list}\"", e.line));
+            if !keyopts::from_matches(list, self.addr.map(|a| a.ip())) {
+                return Err("address not allowed by from=");
             }
         }
         if !o.environment.is_empty() && !self.permit_env {
-            return Err(format!(
-                "line {}: environment= needs cpud -permitUserEnvironment",
-                e.line
-            ));
+            return Err("environment= needs cpud -permitUserEnvironment");
         }
         Ok(o.clone())
     }
+}
+
+/// The listener's name of a TCP peer (`127.0.0.1:22`, `[::1]:22`) as an
+/// address; None for the others (a Unix socket, vsock).
+fn socket_addr(peer: &str) -> Option<SocketAddr> {
+    let (ip, port) = peer.rsplit_once(':')?;
+    let ip = ip
+        .strip_prefix('[')
+        .and_then(|i| i.strip_suffix(']'))
+        .unwrap_or(ip);
+    Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+}
+
+/// `s` for a log line: control characters (a client's user name could
+/// hold any) shown as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// `ssh-ed25519 SHA256:...`, as sshd logs a key.
@@ -189,12 +201,12 @@ impl AuthPolicy for Login {
                     self.allowed = Some((key.clone(), o));
                     return true;
                 }
-                Err(w) => why = why.or(Some(w)),
+                Err(w) => why = why.or(Some(format!("line {}: {w}", e.line))),
             }
         }
         oplog::auth(format_args!(
             "refused publickey for {} {}: {}: {}",
-            user.escape_debug(),
+            printable(user),
             self.from(),
             describe_key(key),
             why.as_deref().unwrap_or("key not in the authorized keys")
@@ -207,7 +219,7 @@ impl AuthPolicy for Login {
     }
 
     fn logged_in(&mut self, token: &Authenticated) {
-        let user = token.user().escape_debug();
+        let user = printable(token.user());
         let options = match (token.key(), self.allowed.take()) {
             (Some(k), Some((allowed, o))) if *k == allowed => {
                 oplog::auth(format_args!(

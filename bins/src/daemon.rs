@@ -214,14 +214,13 @@ impl Daemon {
             } else {
                 "cpud's own user"
             };
-            let args: Vec<String> = cmd
-                .get_args()
-                .map(|a| shown_arg(&a.to_string_lossy()))
-                .collect();
+            let mut args = String::new();
+            for a in cmd.get_args() {
+                args.push(' ');
+                args.push_str(&a.to_string_lossy());
+            }
             oplog::daemon(format_args!(
-                "session for {}, running as {runs_as}: {}",
-                user.escape_debug(),
-                args.join(" ")
+                "session for {user}, running as {runs_as}:{args}"
             ));
         }
         Ok(cmd)
@@ -229,14 +228,15 @@ impl Daemon {
 
     /// Logs how a session ended.
     pub(crate) fn session_ended(&self, user: &str, status: Option<std::process::ExitStatus>) {
-        let how = match status {
-            Some(s) => s.to_string(),
-            None => "the command could not start".into(),
+        use std::os::unix::process::ExitStatusExt;
+        // Not std's Display: its table of signal names costs the board
+        // build a kilobyte.
+        let how = match status.map(|s| (s.code(), s.signal())) {
+            Some((Some(c), _)) => format!("exit status {c}"),
+            Some((_, Some(n))) => format!("signal {n}"),
+            _ => "the command could not start".into(),
         };
-        self.log(format_args!(
-            "session for {} ended: {how}",
-            user.escape_debug()
-        ));
+        self.log(format_args!("session for {user} ended: {how}"));
     }
 }
 
@@ -253,16 +253,6 @@ fn key_environment(cmd: &mut Command, setup: &SessionSetup, key: &KeyOptions) {
     }
     for (k, v) in &key.environment {
         cmd.env(k, v);
-    }
-}
-
-/// An argument for a debug line: as it is when plain, else quoted.
-fn shown_arg(a: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c);
-    if !a.is_empty() && a.chars().all(plain) {
-        a.into()
-    } else {
-        quote::quote_arg(a)
     }
 }
 

@@ -62,66 +62,79 @@ pub fn parse(field: &str) -> Result<KeyOptions, String> {
     let (mut pty, mut forwarding) = (None, None);
     let mut rest = field;
     while !rest.is_empty() {
-        let (name, value, after) = one_option(rest)?;
+        let (name, value, after) =
+            one_option(rest).map_err(|(n, why)| format!("option {n}: {why}"))?;
         rest = after;
-        let lower = name.to_ascii_lowercase();
-        let need = |v: Option<String>| v.ok_or_else(|| format!("option {name} needs a value"));
-        match lower.as_str() {
-            // The last word on each wins, as in sshd: `restrict,pty`
-            // gives a pty, `pty,restrict` does not.
-            "restrict" => {
-                pty = Some(false);
-                forwarding = Some(false);
-            }
-            "no-pty" => pty = Some(false),
-            "pty" => pty = Some(true),
-            "no-port-forwarding" => forwarding = Some(false),
-            "port-forwarding" => forwarding = Some(true),
-            // Features cpud does not have: nothing to restrict or enable.
-            "no-agent-forwarding"
-            | "no-x11-forwarding"
-            | "no-user-rc"
-            | "agent-forwarding"
-            | "x11-forwarding"
-            | "user-rc" => {}
-            "command" => o.command = Some(need(value)?),
-            "from" => {
-                let v = need(value)?;
-                check_patterns(&v)?;
-                o.from = Some(v);
-            }
-            "expiry-time" => o.expiry = Some(parse_time(&need(value)?)?),
-            "environment" => {
-                let v = need(value)?;
-                match v.split_once('=') {
-                    Some((k, val)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-                        o.environment.push((k.into(), val.into()))
-                    }
-                    _ => return Err(format!("environment=\"{v}\": not NAME=value")),
-                }
-            }
-            _ => return Err(format!("option {name} is not supported by cpud")),
-        }
+        apply(&mut o, (&mut pty, &mut forwarding), name, value)
+            .map_err(|why| format!("option {name}: {why}"))?;
     }
     o.no_pty = pty == Some(false);
     o.no_port_forwarding = forwarding == Some(false);
     Ok(o)
 }
 
+/// Takes in one option; `flags` are the pty and port-forwarding words
+/// seen last (the last on each wins, as in sshd: `restrict,pty` gives a
+/// pty, `pty,restrict` does not).
+fn apply(
+    o: &mut KeyOptions,
+    flags: (&mut Option<bool>, &mut Option<bool>),
+    name: &str,
+    value: Option<String>,
+) -> Result<(), &'static str> {
+    let (pty, forwarding) = flags;
+    let need = |v: Option<String>| v.ok_or("needs a value");
+    match name.to_ascii_lowercase().as_str() {
+        "restrict" => {
+            *pty = Some(false);
+            *forwarding = Some(false);
+        }
+        "no-pty" => *pty = Some(false),
+        "pty" => *pty = Some(true),
+        "no-port-forwarding" => *forwarding = Some(false),
+        "port-forwarding" => *forwarding = Some(true),
+        // Features cpud does not have: nothing to restrict or enable.
+        "no-agent-forwarding"
+        | "no-x11-forwarding"
+        | "no-user-rc"
+        | "agent-forwarding"
+        | "x11-forwarding"
+        | "user-rc" => {}
+        "command" => o.command = Some(need(value)?),
+        "from" => {
+            let v = need(value)?;
+            check_patterns(&v)?;
+            o.from = Some(v);
+        }
+        "expiry-time" => o.expiry = Some(parse_time(&need(value)?)?),
+        "environment" => {
+            let v = need(value)?;
+            match v.split_once('=') {
+                Some((k, val)) if !k.is_empty() && !k.contains([' ', '\t']) => {
+                    o.environment.push((k.into(), val.into()))
+                }
+                _ => return Err("not NAME=value"),
+            }
+        }
+        _ => return Err("not supported by cpud"),
+    }
+    Ok(())
+}
+
 /// One option at the start of `s`: its name, its unquoted value, and the
-/// text after it (past the comma).
-fn one_option(s: &str) -> Result<(&str, Option<String>, &str), String> {
+/// text after it (past the comma); an error names the option.
+fn one_option(s: &str) -> Result<(&str, Option<String>, &str), (&str, &'static str)> {
     let end = s.find([',', '=']).unwrap_or(s.len());
     let name = &s[..end];
     if name.is_empty() {
-        return Err("empty option".into());
+        return Err(("\"\"", "empty"));
     }
     if !s[end..].starts_with('=') {
         return Ok((name, None, s.get(end + 1..).unwrap_or("")));
     }
     let v = &s[end + 1..];
     let Some(body) = v.strip_prefix('"') else {
-        return Err(format!("option {name}: value not in double quotes"));
+        return Err((name, "value not in double quotes"));
     };
     // Only \" is an escape, as in sshd; other backslashes stay.
     let mut value = String::new();
@@ -137,24 +150,24 @@ fn one_option(s: &str) -> Result<(&str, Option<String>, &str), String> {
                 return match after.strip_prefix(',') {
                     Some(more) => Ok((name, Some(value), more)),
                     None if after.is_empty() => Ok((name, Some(value), "")),
-                    None => Err(format!("option {name}: text after the closing quote")),
+                    None => Err((name, "text after the closing quote")),
                 };
             }
             c => value.push(c),
         }
     }
-    Err(format!("option {name}: unterminated quote"))
+    Err((name, "unterminated quote"))
 }
 
 /// `from=` patterns must be well formed: a bad CIDR is an error in sshd.
-fn check_patterns(list: &str) -> Result<(), String> {
+fn check_patterns(list: &str) -> Result<(), &'static str> {
     for p in list.split(',') {
         let p = p.strip_prefix('!').unwrap_or(p);
         if p.is_empty() {
-            return Err(format!("from=\"{list}\": empty pattern"));
+            return Err("empty pattern");
         }
         if p.contains('/') && parse_cidr(p).is_none() {
-            return Err(format!("from=\"{list}\": bad network {p}"));
+            return Err("bad network");
         }
     }
     Ok(())
@@ -248,27 +261,27 @@ fn wildcard(s: &str, p: &str) -> bool {
 /// `expiry-time=` as sshd takes it: YYYYMMDD, YYYYMMDDHHMM or
 /// YYYYMMDDHHMMSS, optionally ending in `Z`. cpud reads it as UTC either
 /// way (it has no time zone database); seconds since the epoch.
-pub fn parse_time(s: &str) -> Result<u64, String> {
-    let bad = || format!("expiry-time=\"{s}\": not YYYYMMDD[HHMM[SS]][Z]");
-    let digits = s.strip_suffix(['Z', 'z']).unwrap_or(s);
-    if !matches!(digits.len(), 8 | 12 | 14) || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
+pub fn parse_time(s: &str) -> Result<u64, &'static str> {
+    const BAD: &str = "not YYYYMMDD[HHMM[SS]][Z]";
+    let digits = s.strip_suffix(['Z', 'z']).unwrap_or(s).as_bytes();
+    if !matches!(digits.len(), 8 | 12 | 14) || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(BAD);
     }
-    let n = |r: std::ops::Range<usize>| digits.get(r).and_then(|d| d.parse::<u64>().ok());
-    let (y, mo, d) = (n(0..4), n(4..6), n(6..8));
-    let (h, mi, sec) = (n(8..10), n(10..12), n(12..14));
-    let (Some(y), Some(mo), Some(d)) = (y, mo, d) else {
-        return Err(bad());
+    // Fields of 2 digits from byte `at` (0 past the end: HHMMSS optional).
+    let two = |at: usize| match digits.get(at..at + 2) {
+        Some(&[a, b]) => u64::from(a - b'0') * 10 + u64::from(b - b'0'),
+        _ => 0,
     };
-    let (h, mi, sec) = (h.unwrap_or(0), mi.unwrap_or(0), sec.unwrap_or(0));
-    if !(1970..=9999).contains(&y)
+    let (y, mo, d) = (two(0) * 100 + two(2), two(4), two(6));
+    let (h, mi, sec) = (two(8), two(10), two(12));
+    if y < 1970
         || !(1..=12).contains(&mo)
         || !(1..=31).contains(&d)
         || h > 23
         || mi > 59
         || sec > 60
     {
-        return Err(bad());
+        return Err(BAD);
     }
     Ok(days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec)
 }

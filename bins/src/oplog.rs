@@ -37,7 +37,7 @@ pub fn init(mode: &str, socket: &str) -> Result<(), String> {
         "stderr" => false,
         "syslog" => true,
         "auto" => !std::io::stderr().is_terminal(),
-        m => return Err(format!("-log {m:?}: not stderr, syslog or auto")),
+        _ => return Err("-log: not stderr, syslog or auto".into()),
     };
     let sink = if want {
         match UnixDatagram::unbound().and_then(|s| s.connect(socket).map(|()| s)) {

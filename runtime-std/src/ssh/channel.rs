@@ -39,7 +39,7 @@ impl std::fmt::Display for ExitStatus {
                     f.write_str(" (core dumped)")?;
                 }
                 if !message.is_empty() {
-                    write!(f, ": {}", message.escape_debug())?;
+                    write!(f, ": {message:?}")?;
                 }
                 Ok(())
             }
