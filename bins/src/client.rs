@@ -188,7 +188,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     config.common.keepalive = o.keepalive;
     let plan = Arc::new(Plan::new(o)?);
     let status = crate::rt::run_client(stream, config, &plan)?;
-    debug!(plan.debug, "the command ended: {status:?}");
+    debug!(plan.debug, "the command ended: {status}");
     Ok(status.code())
 }
 
@@ -342,7 +342,7 @@ impl Plan {
             debug!(self.debug, "9P offered on the server's 127.0.0.1:{p}");
         }
         let command = quote::remote_command(port9p, &self.cmd);
-        debug!(self.debug, "exec {command:?}");
+        debug!(self.debug, "exec {command}");
         ChannelRequest::Exec(command.into_bytes())
     }
 
