@@ -90,6 +90,34 @@ pub const ACCOUNT_ENV: &str = "CPUD_ACCOUNT";
 /// `-sh`). Set by the daemon only, as [`ACCOUNT_ENV`].
 pub const ARGV0_ENV: &str = "CPUD_ARGV0";
 
+/// With `-accounts` the session child starts as root: a cpu session's
+/// variables that the dynamic loader or libc act on reach it under this
+/// prefix, and it gives them back their names for the command only,
+/// once it is the account (else `LD_PRELOAD` would run the client's
+/// code as root in a dynamically linked cpud).
+pub const HELD_ENV_PREFIX: &str = "CPUD_HELD_";
+
+/// Whether the loader or libc act on `name` in a process that is not
+/// setuid: every `LD_*`, and the rest of glibc's UNSECURE_ENVVARS.
+pub(crate) fn loader_env(name: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "GCONV_PATH",
+        "GETCONF_DIR",
+        "GLIBC_TUNABLES",
+        "HOSTALIASES",
+        "LOCALDOMAIN",
+        "LOCPATH",
+        "MALLOC_TRACE",
+        "NIS_PATH",
+        "NLSPATH",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "TMPDIR",
+        "TZDIR",
+    ];
+    name.starts_with("LD_") || OTHERS.contains(&name)
+}
+
 impl Daemon {
     /// Serves every connection `listener` accepts, on the runtime the
     /// binary was built with.
@@ -242,7 +270,12 @@ impl Daemon {
             if !setup.env.is_empty() {
                 cmd.env_clear();
                 for (k, v) in &setup.env {
-                    cmd.env(k, String::from_utf8_lossy(v).as_ref());
+                    let v = String::from_utf8_lossy(v);
+                    if self.accounts && loader_env(k) {
+                        cmd.env(format!("{HELD_ENV_PREFIX}{k}"), v.as_ref());
+                    } else {
+                        cmd.env(k, v.as_ref());
+                    }
                 }
             }
             cmd.env_remove(ARGV0_ENV);

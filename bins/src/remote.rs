@@ -16,7 +16,7 @@ use nix::sched::{unshare, CloneFlags};
 
 use crate::cli::RemoteArgs;
 use crate::cwd::Start;
-use crate::daemon::{ACCOUNT_ENV, ARGV0_ENV};
+use crate::daemon::{ACCOUNT_ENV, ARGV0_ENV, HELD_ENV_PREFIX};
 use crate::namespace::{parse_fstab, CPU_MOUNT};
 
 /// Environment variables that carry the session setup and must not reach
@@ -56,6 +56,14 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         cmd.arg0(argv0);
     }
     cmd.env_remove(ARGV0_ENV);
+    // The loader's variables, held by the daemon while this process was
+    // root, are the command's again.
+    for (k, v) in std::env::vars_os() {
+        if let Some(name) = k.to_str().and_then(|k| k.strip_prefix(HELD_ENV_PREFIX)) {
+            cmd.env_remove(&k);
+            cmd.env(name, v);
+        }
+    }
     cmd.args(&args[1..]);
     for k in SETUP_ENV {
         cmd.env_remove(k);

@@ -235,6 +235,25 @@ if [ "$(id -u)" = 0 ] && command -v useradd >/dev/null; then
 	else
 		fail "-accounts: scp: $(stat -c %U "$W/acct/up.bin" 2>&1) $(cat "$W/acct-scp.err")"
 	fi
+	# A cpu session's LD_PRELOAD never runs as root in the session child
+	# (held by the daemon), and the command, run as the account, has it.
+	if command -v gcc >/dev/null; then
+		mkdir -p "$W/ld" && chmod 777 "$W/ld"
+		printf '%s\n' '#include <stdio.h>' '#include <unistd.h>' \
+			'__attribute__((constructor)) static void mark(void) {' \
+			'  char p[4096]; snprintf(p, sizeof p, "%s/uid-%d", LD_DIR, (int)getuid());' \
+			'  FILE *f = fopen(p, "w"); if (f) fclose(f); }' >"$W/ld/mark.c"
+		gcc -shared -fPIC -DLD_DIR="\"$W/ld\"" -o "$W/ld/mark.so" "$W/ld/mark.c"
+		chmod 755 "$W/ld/mark.so"
+		out=$(SSH_USER=$ACCT ossh "$CPORT" -o "SetEnv=CPU_FSTAB= LD_PRELOAD=$W/ld/mark.so" -- \
+			sh -c "'echo \$LD_PRELOAD'" 2>"$W/ld-acct.err") || true
+		uid=$(id -u "$ACCT")
+		[ "$out" = "$W/ld/mark.so" ] && [ ! -e "$W/ld/uid-0" ] && [ -e "$W/ld/uid-$uid" ] &&
+			pass "-accounts: a cpu session's LD_PRELOAD reaches the command as the account, never root" ||
+			fail "-accounts: LD_PRELOAD: got '$out', marks: $(ls "$W/ld" | tr '\n' ' ') $(cat "$W/ld-acct.err")"
+	else
+		skip "-accounts LD_PRELOAD case needs gcc"
+	fi
 	rc=0
 	SSH_USER=cpu-rs-no-such-user ossh "$CPORT" -- true 2>"$W/noacct.err" || rc=$?
 	[ "$rc" != 0 ] && grep -q "no account" "$W/noacct.err" && pass "-accounts: unknown account refused" ||
