@@ -215,21 +215,31 @@ fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
 
 /// The `-key` file, else ssh_config's IdentityFile entries that exist,
 /// else the usual keys of ~/.ssh that exist; none of them unlocked yet.
+/// A `-key` that cannot be used ends cpu; of the others, one that others
+/// may read or of a type we cannot sign with is left out with a line
+/// (as ssh does), and so is a default key that cannot be read.
 fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Failure> {
-    let load = |path: PathBuf| match keys::read(&path) {
-        Ok(key) => Ok(KeyFile { path, key }),
-        Err(e) => Err(usage(format!("key {}: {e}", path.display()))),
-    };
+    let failed = |path: &Path, e: &KeyError| usage(format!("key {}: {e}", path.display()));
     if !a.key.is_empty() {
-        return Ok(vec![load(expand_home(&a.key))?]);
+        let path = expand_home(&a.key);
+        return match keys::read(&path) {
+            Ok(key) => Ok(vec![KeyFile { path, key }]),
+            Err(e) => Err(failed(&path, &e)),
+        };
     }
     let mut files = Vec::new();
     for f in identity_files {
         let path = expand_home(f);
-        if path.exists() {
-            files.push(load(path)?);
-        } else {
+        if !path.exists() {
             debug!(debug(a), "IdentityFile {} does not exist", path.display());
+            continue;
+        }
+        match keys::read(&path) {
+            Ok(key) => files.push(KeyFile { path, key }),
+            Err(e @ (KeyError::TooOpen(..) | KeyError::Unsupported(_))) => {
+                eprintln!("cpu: key {}: {e}", path.display());
+            }
+            Err(e) => return Err(failed(&path, &e)),
         }
     }
     if !files.is_empty() {
@@ -238,11 +248,15 @@ fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Fai
     if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
         for name in ["id_ed25519", "id_ecdsa", "id_rsa", "cpu_rsa", "identity"] {
             let path = home.join(".ssh").join(name);
-            if path.exists() {
-                match load(path.clone()) {
-                    Ok(f) => files.push(f),
-                    Err(f) => debug!(debug(a), "skipping {}: {}", path.display(), f.message),
+            if !path.exists() {
+                continue;
+            }
+            match keys::read(&path) {
+                Ok(key) => files.push(KeyFile { path, key }),
+                Err(e @ (KeyError::TooOpen(..) | KeyError::Unsupported(_))) => {
+                    eprintln!("cpu: key {}: {e}", path.display());
                 }
+                Err(e) => debug!(debug(a), "skipping {}: {e}", path.display()),
             }
         }
     }
