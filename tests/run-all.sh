@@ -38,6 +38,9 @@
 #   cpu-config tests/scripts/cpu-config.sh    (cpu -> cpud on loopback: glob Include,
 #              Match, StrictHostKeyChecking, ServerAliveInterval against a
 #              stopped cpud; ConnectTimeout and SIGINT against a silent listener)
+#   cpu-messages tests/scripts/cpu-messages.sh (cpu/cpud's one-line messages and exit
+#              codes: public/old PEM/P-384/too-open keys, sshd and dropbear
+#              refused as not cpud, disconnect reasons, cpu -d's keys)
 #   dnssd      tests/scripts/dnssd.sh         (decpu -> decpud with DNS-SD across two
 #              network namespaces it makes and removes: requirements, sorts,
 #              the least-loaded default, tenants, avahi-browse, withdrawal)
@@ -75,7 +78,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-config cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-config cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -123,7 +126,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus dropbear-bin iproute2 util-linux qemu-user-static debian-archive-keyring"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -259,6 +262,9 @@ if [ "$FAILED" = 0 ]; then
 		fi
 		if wanted cpu-config && ssh_interop_on; then
 			step "cpu-config$sfx" 120 tests/scripts/cpu-config.sh
+		fi
+		if wanted cpu-messages && ssh_interop_on; then
+			step "cpu-messages$sfx" 120 tests/scripts/cpu-messages.sh
 		fi
 		if wanted cpu-many; then
 			step "cpu-many$sfx" 600 tests/scripts/cpu-many.sh

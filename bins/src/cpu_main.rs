@@ -10,6 +10,7 @@ use crate::debug;
 use crate::keys::{self, KeyError, KeyFile};
 use crate::known_hosts::{self, PinnedHostKey, TofuCheck};
 use crate::net::{Net, Target};
+use crate::server_software::CpudOnly;
 use crate::{agent, namespace, passphrase, ssh_config};
 use proto_ssh::connection::Keepalive;
 use proto_ssh::sig::Signer;
@@ -104,7 +105,18 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
     } else {
         Box::new(AcceptAnyHostKey)
     };
+    // -ssh is for any SSH server; without it, a plain one is refused.
+    let not_cpud = Arc::new(Mutex::new(None));
+    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if a.ssh {
+        host_key_check
+    } else {
+        Box::new(CpudOnly {
+            inner: host_key_check,
+            seen: not_cpud.clone(),
+        })
+    };
     Ok(Options {
+        not_cpud,
         target,
         user,
         keys,
@@ -151,8 +163,8 @@ fn keys(
     for source in keys::order(agent, files, resolved.identities_only) {
         match source {
             keys::Source::Agent(k) => {
-                debug!(debug(a), "agent key {}", k.comment);
-                out.push(Box::new(k));
+                let source = format!("agent key {}", k.comment);
+                out.push(traced(debug(a), Box::new(k), &source));
             }
             keys::Source::File(f) => {
                 let unlocked = if f.key.is_encrypted() {
@@ -167,8 +179,8 @@ fn keys(
                 };
                 match unlocked {
                     Ok(k) => {
-                        debug!(debug(a), "key file {}", f.path.display());
-                        out.push(Box::new(k));
+                        let source = format!("key file {}", f.path.display());
+                        out.push(traced(debug(a), Box::new(k), &source));
                     }
                     Err(KeyError::Interrupted) => {
                         return Err(Failure {
@@ -195,6 +207,15 @@ fn keys(
         eprintln!("cpu: {line}");
     }
     Ok(out)
+}
+
+/// With -d, `key` says when it is offered and when it is accepted.
+fn traced(debug: bool, key: Box<dyn Signer + Send>, source: &str) -> Box<dyn Signer + Send> {
+    if debug {
+        Box::new(keys::Traced::new(key, source))
+    } else {
+        key
+    }
 }
 
 /// The agent's keys, if `SSH_AUTH_SOCK` names one that answers; as

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;
 
+use proto_ssh::sig::{SigAlg, SigError, Signer};
+
 use crate::passphrase::{self, Answer, Asker};
 
 /// Where a key comes from, once ordered.
@@ -129,15 +131,17 @@ pub const ATTEMPTS: usize = 3;
 
 /// Reads an OpenSSH private key file, protected or not. The public half
 /// of a protected key is readable without the passphrase. As ssh, a
-/// file of ours that others may read is refused before it is read.
+/// private key file of ours that others may read is refused.
 pub fn read(path: &Path) -> Result<PrivateKey, KeyError> {
     use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string(path).map_err(|e| KeyError::Load(e.to_string()))?;
     let meta = std::fs::metadata(path).map_err(|e| KeyError::Load(e.to_string()))?;
-    // ssh's sshkey_perm_ok: only a file we own is judged by its mode.
-    if meta.uid() == nix::unistd::geteuid().as_raw() && meta.mode() & 0o077 != 0 {
+    // ssh's sshkey_perm_ok: only a file we own is judged by its mode (and
+    // a public key, world-readable as it should be, is said as such).
+    let ours = meta.uid() == nix::unistd::geteuid().as_raw();
+    if ours && meta.mode() & 0o077 != 0 && !is_public_key(&text) {
         return Err(KeyError::TooOpen(path.to_path_buf(), meta.mode() & 0o7777));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| KeyError::Load(e.to_string()))?;
     parse(path, &text)
 }
 
@@ -252,6 +256,53 @@ pub fn prompt(path: &Path) -> String {
         cut -= 1;
     }
     format!("Enter passphrase for key '{}': ", &shown[..cut])
+}
+
+/// A key that says (cpu -d) when it is offered and when the server takes
+/// it: proto-ssh's client asks for a key's public half once, as it
+/// offers it, and signs only after the server's PK_OK.
+pub struct Traced {
+    /// The key.
+    pub inner: Box<dyn Signer + Send>,
+    /// How the lines name it: its source, type and fingerprint.
+    pub name: String,
+}
+
+impl Traced {
+    /// `inner`, named after `source` (a path, "agent key COMMENT").
+    pub fn new(inner: Box<dyn Signer + Send>, source: &str) -> Self {
+        let public = inner.public();
+        let name = format!(
+            "{source} ({} {})",
+            public.algorithm().as_str(),
+            public.fingerprint(ssh_key::HashAlg::Sha256)
+        );
+        Self { inner, name }
+    }
+}
+
+impl fmt::Debug for Traced {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Traced")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Signer for Traced {
+    fn public(&self) -> &KeyData {
+        crate::log::line(format_args!("offering {}", self.name));
+        self.inner.public()
+    }
+
+    fn sign_as(&self, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, SigError> {
+        crate::log::line(format_args!(
+            "the server accepts {}; signing with {}",
+            self.name,
+            alg.name()
+        ));
+        self.inner.sign_as(alg, data)
+    }
 }
 
 /// A key file to offer: its path and its key (perhaps still protected).

@@ -28,5 +28,6 @@ pub mod passphrase;
 pub mod quote;
 pub mod remote;
 pub mod rt;
+pub mod server_software;
 pub mod ssh_config;
 pub mod tty;
