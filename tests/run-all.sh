@@ -29,15 +29,24 @@
 #              ssh_server) and OUR_SSH (default .../ssh_client).
 #   (ssh-interop-smol: the same run with runtime-smol's ssh_server_smol and
 #              ssh_client_smol, part of the ssh-interop step)
-#   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh -> our cpud, plain
-#              SSH: exec, statuses, stdin, env, refused key, teardown, host
-#              key kept); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
+#   cpud       tests/scripts/cpud-openssh.sh  (OpenSSH ssh, scp, sftp -> our
+#              cpud: the login shell for plain sessions, a cpu session's
+#              splitting, statuses, pty, stdin, env, refused key, teardown,
+#              scp/sftp, host key kept); needs the ssh setup, so
+#              CPU_RS_SSH_INTEROP=0 skips it
+#   ssh-clients tests/scripts/ssh-clients.sh  (Dropbear's dbclient, PuTTY's plink,
+#              libssh and libssh2 -> our cpud: ciphers, user key types, echo,
+#              exit 7, 20 MiB of stdin, a pty; our example client -> Dropbear's
+#              server); needs the ssh setup, so CPU_RS_SSH_INTEROP=0 skips it
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)
 #   cpu-config tests/scripts/cpu-config.sh    (cpu -> cpud on loopback: glob Include,
 #              Match, StrictHostKeyChecking, ServerAliveInterval against a
 #              stopped cpud; ConnectTimeout and SIGINT against a silent listener)
+#   cpu-cwd    tests/scripts/cpu-cwd.sh       (cpu -> cpud on loopback, FUSE path: the
+#              command starts in the client's cwd under /home, /tmp, /tmp
+#              itself, /, through a symlink; files land locally; -9p=false)
 #   cpu-messages tests/scripts/cpu-messages.sh (cpu/cpud's one-line messages and exit
 #              codes: public/old PEM/P-384/too-open keys, sshd and dropbear
 #              refused as not cpud, disconnect reasons, cpu -d's keys)
@@ -78,7 +87,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpu-local cpu-config cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud ssh-clients cpu-local cpu-config cpu-cwd cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -126,7 +135,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- setup (idempotent) -------------------------------------------------------
 setup() {
-	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus dropbear-bin iproute2 util-linux qemu-user-static debian-archive-keyring"
+	local pkgs="diod qemu-system-x86 qemu-system-arm debootstrap busybox-static cpio kmod xz-utils zstd gcc libc6-dev libacl1-dev pkg-config ca-certificates avahi-daemon avahi-utils dbus iproute2 util-linux qemu-user-static debian-archive-keyring dropbear-bin putty-tools"
 	local missing='' p
 	for p in $pkgs; do
 		dpkg-query -W -f='${Status}' "$p" 2> /dev/null | grep -q 'ok installed' || missing="$missing $p"
@@ -257,11 +266,17 @@ if [ "$FAILED" = 0 ]; then
 		if wanted cpud && ssh_interop_on; then
 			step "cpud$sfx" 300 tests/scripts/cpud-openssh.sh
 		fi
+		if wanted ssh-clients && ssh_interop_on; then
+			step "ssh-clients$sfx" 300 tests/scripts/ssh-clients.sh
+		fi
 		if wanted cpu-local && ssh_interop_on; then
 			step "cpu-local$sfx" 300 tests/scripts/cpu-local.sh
 		fi
 		if wanted cpu-config && ssh_interop_on; then
 			step "cpu-config$sfx" 120 tests/scripts/cpu-config.sh
+		fi
+		if wanted cpu-cwd && ssh_interop_on; then
+			step "cpu-cwd$sfx" 120 tests/scripts/cpu-cwd.sh
 		fi
 		if wanted cpu-messages && ssh_interop_on; then
 			step "cpu-messages$sfx" 120 tests/scripts/cpu-messages.sh

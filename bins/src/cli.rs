@@ -362,6 +362,12 @@ pub const CPUD_FLAGS: &[Flag] = &[
         false,
         "run each session as the account named by the SSH user (cpud as root)",
     ),
+    // Ours: the sftp subsystem's program (plain SSH clients' scp, sftp).
+    string(
+        "sftp",
+        "",
+        "sftp-server for the sftp subsystem (default: the first of the usual paths)",
+    ),
     boolean("d", false, "enable debug prints"),
     boolean(
         "init",
@@ -410,6 +416,8 @@ pub struct CpudArgs {
     pub addr: String,
     /// `-accounts` (ours): sessions run as the SSH user's account.
     pub accounts: bool,
+    /// `-sftp` (ours): the sftp subsystem's program; "" for the usual paths.
+    pub sftp: String,
     /// `-d`: debug logging.
     pub d: bool,
     /// `-init`: run as init.
@@ -454,6 +462,8 @@ pub struct RemoteArgs {
 }
 
 /// The two roles of `cpud`.
+// Made once per process: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CpudMode {
     /// Daemon or init.
@@ -524,6 +534,7 @@ fn parse_cpud_with(
         net: p.get("net").into(),
         addr: p.get("addr").into(),
         accounts: p.bool("accounts")?,
+        sftp: p.get("sftp").into(),
         d: p.bool("d")?,
         init: p.bool("init")?,
         port9p: p.get("port9p").into(),
@@ -796,6 +807,7 @@ mod tests {
                 net: "tcp".into(),
                 addr: String::new(),
                 accounts: false,
+                sftp: String::new(),
                 d: false,
                 init: false,
                 port9p: String::new(),

@@ -71,15 +71,19 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
     };
     // Plain ssh: no forward, no namespace.
     let ninep = a.ninep && !a.ssh;
-    let fstab = if a.ssh {
-        String::new()
-    } else {
+    // CPU_FSTAB is never empty, even with -ssh or -9p=false: the
+    // reference always sends it, and cpud knows a cpu client by it.
+    let fstab = {
         let user_fstab = match a.fstab.as_str() {
             "" => String::new(),
             f => std::fs::read_to_string(f).map_err(|e| usage(format!("-fstab {f}: {e}")))?,
         };
-        let binds =
-            namespace::parse_binds(&a.namespace).map_err(|e| usage(format!("-namespace: {e}")))?;
+        // -ssh empties the namespace, as in the reference.
+        let binds = if a.ssh {
+            String::new()
+        } else {
+            namespace::parse_binds(&a.namespace).map_err(|e| usage(format!("-namespace: {e}")))?
+        };
         namespace::join_fstab(&user_fstab, &binds)
     };
     let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if !a.hk.is_empty() {

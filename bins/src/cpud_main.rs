@@ -97,6 +97,7 @@ pub fn run(
         exe: self_exe(),
         debug: args.d,
         accounts: args.accounts,
+        sftp: (!args.sftp.is_empty()).then(|| PathBuf::from(&args.sftp)),
         on_session: ext.on_session,
     };
     daemon.serve(&listener).map_err(|e| e.to_string())

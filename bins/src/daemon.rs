@@ -1,8 +1,10 @@
 //! cpud's daemon role: listen, log clients in, and give each session to
-//! a `cpud -remote` child, started with the client's environment and the
-//! command split from the exec string as the reference splits it.
+//! a `cpud -remote` child. A cpu session's child gets the client's
+//! environment and the command split from the exec string as the
+//! reference splits it; any other session's child runs the login shell,
+//! or sftp-server, as sshd would ([`crate::plain`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use ssh_key::PrivateKey;
 
 use crate::authorized::Policy;
 use crate::net::Listener;
+use crate::plain;
 use crate::quote;
 
 /// What the daemon serves with.
@@ -29,6 +32,9 @@ pub struct Daemon {
     pub debug: bool,
     /// Sessions run as the SSH user's account ([`ACCOUNT_ENV`]).
     pub accounts: bool,
+    /// `-sftp`: the sftp subsystem's program; `None` tries the usual
+    /// paths ([`plain::SFTP_SERVERS`]).
+    pub sftp: Option<PathBuf>,
     /// Told when a session starts and ends (decpud counts its tenants).
     pub on_session: Option<SessionHook>,
 }
@@ -77,6 +83,10 @@ impl Drop for SessionGuard {
 /// Names the account the session child becomes. Set by the daemon only:
 /// a client's variable of that name is always removed.
 pub const ACCOUNT_ENV: &str = "CPUD_ACCOUNT";
+
+/// The argv[0] the session child gives the command (a login shell's
+/// `-sh`). Set by the daemon only, as [`ACCOUNT_ENV`].
+pub const ARGV0_ENV: &str = "CPUD_ARGV0";
 
 impl Daemon {
     /// Serves every connection `listener` accepts, on the runtime the
@@ -147,10 +157,26 @@ impl Daemon {
         SessionGuard::start(self.on_session.clone())
     }
 
-    /// The session child for `setup`: `exe -remote args...`, the args
-    /// from the exec string split in POSIX shell style (none for `shell`:
-    /// the child runs `$SHELL`), the environment the client's alone when
-    /// it sent any (as the reference), plus TERM with a pty. An exec
+    /// Judges a request that would start the session (the
+    /// [`runtime_std::ssh::session::StartCheck`]): a subsystem other than
+    /// sftp, or sftp without an sftp-server, is refused with a line for
+    /// the user (on the channel's stderr) that cpud logs too.
+    pub(crate) fn start_check(&self, setup: &SessionSetup, user: &str) -> Option<String> {
+        let name = setup.subsystem.as_deref()?;
+        let why = match name {
+            "sftp" => plain::sftp_server(self.sftp.as_deref()).err()?,
+            other => plain::unknown_subsystem(other),
+        };
+        eprintln!("cpud: session for {user:?}: subsystem {name:?} refused: {why}");
+        Some(format!("cpud: {why}\r\n"))
+    }
+
+    /// The session child for `setup`: `exe -remote [-d] args...`. For a
+    /// cpu session ([`plain::is_cpu_session`]) the args are the exec
+    /// string split in POSIX shell style (none for `shell`: the child
+    /// runs `$SHELL`), the environment the client's alone when it sent
+    /// any (as the reference). Any other session runs as sshd runs it
+    /// ([`Daemon::plain_session`]). TERM is added with a pty. An exec
     /// string that does not split is the error line to send the client,
     /// whose command then ends with [`BAD_COMMAND_STATUS`].
     pub(crate) fn session_command(
@@ -163,16 +189,24 @@ impl Daemon {
         if self.debug {
             cmd.arg("-d");
         }
-        if let Some(raw) = &setup.command {
-            let words = quote::shlex_split(&String::from_utf8_lossy(raw))
-                .map_err(|e| format!("cpud: bad command string: {e}\n"))?;
-            cmd.args(words);
-        }
-        if !setup.env.is_empty() {
-            cmd.env_clear();
-            for (k, v) in &setup.env {
-                cmd.env(k, String::from_utf8_lossy(v).as_ref());
+        // A subsystem is never the reference's: sftp-server even for a
+        // client that sent CPU_FSTAB.
+        let cpu = plain::is_cpu_session(setup) && setup.subsystem.is_none();
+        if cpu {
+            if let Some(raw) = &setup.command {
+                let words = quote::shlex_split(&String::from_utf8_lossy(raw))
+                    .map_err(|e| format!("cpud: bad command string: {e}\n"))?;
+                cmd.args(words);
             }
+            if !setup.env.is_empty() {
+                cmd.env_clear();
+                for (k, v) in &setup.env {
+                    cmd.env(k, String::from_utf8_lossy(v).as_ref());
+                }
+            }
+            cmd.env_remove(ARGV0_ENV);
+        } else {
+            self.plain_session(&mut cmd, setup, user);
         }
         cmd.env_remove(ACCOUNT_ENV);
         if self.accounts {
@@ -184,12 +218,46 @@ impl Daemon {
             } else {
                 "cpud's own user"
             };
+            let kind = if cpu { "cpu" } else { "plain" };
             eprintln!(
-                "cpud: session for {user:?}, running as {runs_as}: {:?}",
+                "cpud: {kind} session for {user:?}, running as {runs_as}: {:?}",
                 cmd.get_args().collect::<Vec<_>>()
             );
         }
         Ok(cmd)
+    }
+
+    /// A plain session's child, as sshd starts one: the command string to
+    /// the account's login shell (`SHELL -c 'string'`), `shell` to that
+    /// shell as a login shell, `subsystem sftp` to sftp-server (accepted
+    /// by [`Daemon::start_check`]); in the account's home directory, with
+    /// sshd's environment ([`plain::environment`]).
+    fn plain_session(&self, cmd: &mut Command, setup: &SessionSetup, user: &str) {
+        let login = plain::Login::of(self.accounts.then_some(user));
+        let plan = match &setup.subsystem {
+            Some(_) => plain::Plan {
+                // Gone since start_check: the child says it cannot run it.
+                argv: vec![plain::sftp_server(self.sftp.as_deref())
+                    .unwrap_or_else(|_| "sftp-server".into())
+                    .into_os_string()],
+                argv0: None,
+            },
+            None => plain::shell_plan(&login, setup.command.as_deref()),
+        };
+        // After "--", no word of the command is a flag of `cpud -remote`.
+        cmd.arg("--").args(&plan.argv);
+        cmd.env_clear();
+        cmd.envs(plain::environment(
+            &login,
+            &setup.env,
+            std::env::var_os("PATH"),
+        ));
+        cmd.env_remove(ARGV0_ENV);
+        if let Some(a0) = plan.argv0 {
+            cmd.env(ARGV0_ENV, a0);
+        }
+        // The child changes to PWD once it is the account (a home that
+        // root may not enter, on NFS, is the account's to enter).
     }
 
     /// Logs how a session ended.

@@ -257,6 +257,29 @@ pub fn parse_fstab(text: &str) -> Vec<MountEntry> {
         .collect()
 }
 
+/// Whether the absolute path `path` is `dir` or lies below it, both
+/// cleaned first (lexically: the board's symlinks are not followed).
+pub fn covers(dir: &str, path: &str) -> bool {
+    let (dir, path) = (clean(dir), clean(path));
+    if dir == "/" {
+        return path.starts_with('/');
+    }
+    path == dir || path.strip_prefix(&dir).is_some_and(|r| r.starts_with('/'))
+}
+
+/// Whether a mounted fstab entry already serves `pwd` from the client: a
+/// bind whose source is the 9P mount or lies below it, and whose target
+/// covers `pwd`. Its target then shows the client's files, as the user
+/// chose (for `T=S`, the client's S). A target of `/` does not count: a
+/// mount over the root is invisible to path lookup, so it serves
+/// nothing.
+pub fn serves_from_client(e: &MountEntry, pwd: &str) -> bool {
+    e.flags & ms::BIND != 0
+        && covers(CPU_MOUNT, &e.source)
+        && clean(&e.target) != "/"
+        && covers(&e.target, pwd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +404,41 @@ mod tests {
         assert_eq!(parse_options("defaults,bind"), (0x1000, String::new()));
     }
 
+    #[test]
+    fn covering() {
+        assert!(covers("/home", "/home"));
+        assert!(covers("/home", "/home/rob/src"));
+        assert!(covers("/home/", "/home//rob"));
+        assert!(!covers("/home", "/homework"));
+        assert!(!covers("/home/rob", "/home"));
+        assert!(covers("/", "/tmp"));
+        assert!(!covers("/", "tmp"));
+        assert!(covers("/a/../home", "/home/x"));
+    }
+
+    #[test]
+    fn serving() {
+        let entry = |line: &str| parse_fstab(line).remove(0);
+        let home = entry("/tmp/cpu/home /home none defaults,bind 0 0");
+        assert!(serves_from_client(&home, "/home/rob/src"));
+        assert!(serves_from_client(&home, "/home"));
+        assert!(!serves_from_client(&home, "/tmp/x"));
+        // T=S: the user chose what T is; it serves T's subtree.
+        let mapped = entry("/tmp/cpu/Users/rob /home/rob none defaults,bind 0 0");
+        assert!(serves_from_client(&mapped, "/home/rob/src"));
+        assert!(!serves_from_client(&mapped, "/Users/rob"));
+        // The whole client over / is invisible to lookup: serves nothing.
+        let root = entry("/tmp/cpu / none defaults,bind 0 0");
+        assert!(!serves_from_client(&root, "/home/rob"));
+        // Not from the client: the board's own tree, or no bind at all.
+        let board = entry("/tmp/etc /x none defaults,bind 0 0");
+        assert!(!serves_from_client(&board, "/x"));
+        let tmpfs = entry("tmpfs /home tmpfs size=1m 0 0");
+        assert!(!serves_from_client(&tmpfs, "/home/rob"));
+        let climb = entry("/tmp/cpu/../etc /etc none bind 0 0");
+        assert!(!serves_from_client(&climb, "/etc"));
+    }
+
     fn path_part() -> impl Strategy<Value = String> {
         // No ':' (separator), '=' (split), whitespace (fstab fields), '/',
         // nor a leading '.', so ".." cannot climb out of /tmp/cpu here
@@ -433,6 +491,44 @@ mod tests {
             prop_assert!(j.starts_with(ta));
             // Idempotent on its own output's halves.
             prop_assert_eq!(join_fstab(ta, tb), j.clone());
+        }
+
+        #[test]
+        fn covers_is_the_prefix_rule(
+            dir in prop::collection::vec(path_part(), 0..4),
+            rest in prop::collection::vec(path_part(), 0..3),
+            other in path_part(),
+        ) {
+            let d = format!("/{}", dir.join("/"));
+            let mut below = dir.clone();
+            below.extend(rest.iter().cloned());
+            let p = format!("/{}", below.join("/"));
+            prop_assert!(covers(&d, &p));
+            // A sibling that only shares a name prefix is not below.
+            if let Some(last) = dir.last() {
+                let mut sib = dir.clone();
+                let name = format!("{last}{other}");
+                *sib.last_mut().expect("non-empty") = name;
+                let sibling = format!("/{}", sib.join("/"));
+                prop_assert!(!covers(&d, &sibling));
+            }
+            // Only the root is covered by a path and its own descendants.
+            prop_assert_eq!(covers(&p, &d), rest.is_empty());
+        }
+
+        #[test]
+        fn served_only_by_client_binds_over_an_ancestor(
+            target in abs_path(),
+            src in abs_path(),
+            pwd in abs_path(),
+        ) {
+            let line = format!("{} {target} none defaults,bind 0 0", clean(&format!("/tmp/cpu{src}")));
+            let e = parse_fstab(&line).remove(0);
+            prop_assert_eq!(serves_from_client(&e, &pwd), covers(&target, &pwd));
+            let not_bind = MountEntry { flags: 0, ..e.clone() };
+            prop_assert!(!serves_from_client(&not_bind, &pwd));
+            let root = MountEntry { target: "/".into(), ..e };
+            prop_assert!(!serves_from_client(&root, &pwd));
         }
 
         #[test]

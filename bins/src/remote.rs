@@ -4,7 +4,7 @@
 //! the user's command, so the command's exit status is the session's.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use std::io::Write;
@@ -15,7 +15,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{unshare, CloneFlags};
 
 use crate::cli::RemoteArgs;
-use crate::daemon::ACCOUNT_ENV;
+use crate::cwd::Start;
+use crate::daemon::{ACCOUNT_ENV, ARGV0_ENV};
 use crate::namespace::{parse_fstab, CPU_MOUNT};
 
 /// Environment variables that carry the session setup and must not reach
@@ -34,10 +35,11 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         }
     }
     let mut fuse = None;
+    let mut start = Start::Pwd;
     if let Some(nonce) = std::env::var_os("CPUNONCE") {
         let nonce = nonce.to_string_lossy().into_owned();
         match namespace(r, &nonce, debug) {
-            Ok(f) => fuse = f,
+            Ok((f, s)) => (fuse, start) = (f, s),
             Err(e) => return (format!("cpud -remote: {e}"), crate::client::exit::MOUNT),
         }
     }
@@ -49,12 +51,23 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
     }
     let mut cmd = Command::new(&args[0]);
     cmd.env_remove(ACCOUNT_ENV);
+    // A plain session's login shell ("-sh"), named by the daemon only.
+    if let Some(argv0) = std::env::var_os(ARGV0_ENV) {
+        cmd.arg0(argv0);
+    }
+    cmd.env_remove(ARGV0_ENV);
     cmd.args(&args[1..]);
     for k in SETUP_ENV {
         cmd.env_remove(k);
     }
-    if let Some(pwd) = std::env::var_os("PWD") {
-        let pwd = Path::new(&pwd);
+    let pwd = match start {
+        Start::At(dir) => {
+            cmd.env("PWD", &dir);
+            Some(PathBuf::from(dir))
+        }
+        Start::Pwd => std::env::var_os("PWD").map(PathBuf::from),
+    };
+    if let Some(pwd) = &pwd {
         if !pwd.is_dir() {
             // As the reference: the command would run somewhere the user
             // did not ask for.
@@ -125,11 +138,17 @@ fn die_of(sig: i32) {
 /// private mount namespace, a fresh tmpfs on /tmp, the client's files at
 /// /tmp/cpu (the kernel's 9P client on the forwarded connection, after
 /// the nonce), then the binds of CPU_FSTAB. A bind that fails is a
-/// warning, as in the reference; everything else is fatal.
+/// warning, as in the reference; everything else is fatal. Unlike the
+/// reference, the client's cwd is bound last (crate::cwd); where the
+/// command starts is returned.
 ///
 /// On a kernel without 9p the same stream is mounted through FUSE, served
 /// by a thread of this process; its handle is returned.
-fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThread>, String> {
+fn namespace(
+    r: &RemoteArgs,
+    nonce: &str,
+    debug: bool,
+) -> Result<(Option<FuseThread>, Start), String> {
     let port = r
         .port9p
         .ok_or("CPUNONCE is set but -port9p is not: no 9P to mount")?;
@@ -151,6 +170,9 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThre
         None::<&str>,
     )
     .map_err(|e| format!("tmpfs on /tmp: {e}"))?;
+    let tmp_dev = nix::sys::stat::stat("/tmp")
+        .map_err(|e| format!("the tmpfs on /tmp: {e}"))?
+        .st_dev;
     for dir in [CPU_MOUNT, "/home"] {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {dir}: {e}"))?;
     }
@@ -191,6 +213,7 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThre
         Err(e) => return Err(format!("9p mount on {CPU_MOUNT}: {e}")),
     };
     let tab = std::env::var("CPU_FSTAB").unwrap_or_default();
+    let mut mounted = Vec::new();
     for e in parse_fstab(&tab) {
         let fstype = (e.fstype != "none").then_some(e.fstype.as_str());
         let data = (!e.data.is_empty()).then_some(e.data.as_str());
@@ -206,6 +229,7 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThre
                 if debug {
                     eprintln!("cpud -remote: mounted {} on {}", e.source, e.target);
                 }
+                mounted.push(e);
             }
             Err(err) => eprintln!(
                 "cpud -remote: warning: mount {} on {}: {err}",
@@ -213,7 +237,11 @@ fn namespace(r: &RemoteArgs, nonce: &str, debug: bool) -> Result<Option<FuseThre
             ),
         }
     }
-    Ok(fuse)
+    let start = match std::env::var("PWD") {
+        Ok(pwd) => crate::cwd::client_cwd(&pwd, &mounted, tmp_dev, debug)?,
+        Err(_) => Start::Pwd,
+    };
+    Ok((fuse, start))
 }
 
 /// The thread serving the FUSE mount.

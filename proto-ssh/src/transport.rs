@@ -554,6 +554,13 @@ impl Transport {
                 error: WireError::Truncated,
             });
         };
+        if self.skip_guess && (30..=49).contains(&n) {
+            // RFC 4253 §7.1: the peer guessed wrong; its first kex-method
+            // packet is dropped unread, before any check of its number,
+            // which belongs to the method it guessed, not to ours.
+            self.skip_guess = false;
+            return Ok(None);
+        }
         if !msg::sendable_by(self.role.peer(), n) {
             return Err(TransportError::Unexpected {
                 msg: n,
@@ -649,12 +656,6 @@ impl Transport {
         let unexpected = |why| TransportError::Unexpected { msg: n, why };
         if n == msg::KEXINIT {
             return self.handle_kexinit(packet, rng);
-        }
-        if self.skip_guess && (30..=49).contains(&n) {
-            // RFC 4253 §7: the peer guessed the method wrong; its first
-            // kex packet is dropped.
-            self.skip_guess = false;
-            return Ok(());
         }
         let payload = &packet.payload;
         match (core::mem::replace(&mut self.kex, Kex::Idle), n) {

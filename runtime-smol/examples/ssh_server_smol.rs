@@ -127,7 +127,7 @@ impl common::Forward for RemoteForward {
 
 /// Serves one session channel.
 async fn session(ch: Channel) {
-    let Some(setup) = session::read_setup(&ch).await else {
+    let Some(setup) = session::read_setup(&ch, &session::no_subsystems).await else {
         return;
     };
     session::run(&ch, common::command(&setup), setup.pty).await;

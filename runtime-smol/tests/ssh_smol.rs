@@ -70,7 +70,8 @@ async fn serve(conn: SshConnection) {
                 assert!(matches!(p.kind, ChannelKind::Session));
                 let ch = p.accept().unwrap();
                 smol::spawn(async move {
-                    let Some(setup) = session::read_setup(&ch).await else {
+                    let Some(setup) = session::read_setup(&ch, &session::no_subsystems).await
+                    else {
                         return;
                     };
                     let mut cmd = Command::new("/bin/sh");
@@ -260,7 +261,7 @@ fn start_std_server() -> u16 {
             };
             let ch = p.accept().unwrap();
             std::thread::spawn(move || {
-                let Some(setup) = rs::session::read_setup(&ch) else {
+                let Some(setup) = rs::session::read_setup(&ch, &rs::session::no_subsystems) else {
                     return;
                 };
                 let mut cmd = Command::new("/bin/sh");

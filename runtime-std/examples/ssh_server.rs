@@ -123,7 +123,7 @@ impl common::Forward for RemoteForward {
 
 /// Serves one session channel.
 fn session(ch: Channel) {
-    let Some(setup) = session::read_setup(&ch) else {
+    let Some(setup) = session::read_setup(&ch, &session::no_subsystems) else {
         return;
     };
     session::run(&ch, common::command(&setup), setup.pty);

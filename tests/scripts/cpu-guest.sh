@@ -50,6 +50,43 @@ cpu_cmd -- dd if=/dev/urandom of=rom.img bs=1M count=8 2>/dev/null || true
 [ "$(stat -c %s "$HOMEDIR/rom.img" 2>/dev/null)" = 8388608 ] &&
 	pass "flashrom-like: rom.img lands in the local cwd" || fail "rom.img: $(ls -l "$HOMEDIR" | tr '\n' ' ')"
 
+# The command starts in the client's cwd wherever it is (the kernel 9p
+# path of cpu-cwd.sh): under /tmp (the guest's session /tmp is a private
+# tmpfs), /tmp itself, under /home without a /home entry and at the top
+# (the guest lacks the folder: its parent is shadowed in the session).
+TD=$(mktemp -d /tmp/cpu-rs-guest-cwd.XXXXXX)
+TN=cpu-rs-guest-cwd-$$-$RANDOM
+drop_td() { rm -rf "$TD" "/tmp/$TN"; }
+CLEANUP_HOOKS+=(drop_td)
+cwd_cmd() { # cwd_cmd DIR CPU_ARGS...
+	local d=$1
+	shift
+	(cd "$d" && HOME=$CPU_HOME timeout -k 5 60 "$CPU" -key "$W/client_ed25519" -sp "$HP" "$@")
+}
+rc=0
+out=$(cwd_cmd "$TD" 127.0.0.1 sh -c 'echo data > rom.img; pwd') || rc=$?
+[ "$rc" = 0 ] && [ "$out" = "$TD" ] && [ "$(cat "$TD/rom.img" 2>/dev/null)" = data ] &&
+	pass "cwd under /tmp: the file lands in the local folder" || fail "cwd under /tmp: rc $rc, '$out'"
+rc=0
+out=$(cwd_cmd /tmp 127.0.0.1 sh -c "echo data > $TN; pwd") || rc=$?
+[ "$rc" = 0 ] && [ "$out" = /tmp ] && [ "$(cat "/tmp/$TN" 2>/dev/null)" = data ] &&
+	pass "cwd /tmp: the file lands in the local /tmp" || fail "cwd /tmp: rc $rc, '$out'"
+rm -f "$HOMEDIR/rom.img"
+rc=0
+out=$(cwd_cmd "$HOMEDIR" -namespace /lib:/lib64:/usr:/bin:/etc 127.0.0.1 sh -c 'echo data > rom.img; pwd') || rc=$?
+[ "$rc" = 0 ] && [ "$out" = "$HOMEDIR" ] && [ "$(cat "$HOMEDIR/rom.img" 2>/dev/null)" = data ] &&
+	pass "cwd under /home the guest lacks: the file lands here" || fail "cwd the guest lacks: rc $rc, '$out'"
+rm -f "$HOMEDIR/rom.img"
+# At the top: the client serves a root of its own (-root $TD), in which
+# the cwd is /$TN; the guest has no /$TN.
+mkdir -p "$TD/$TN"
+rc=0
+out=$(cd "$TD/$TN" && PWD=/$TN HOME=$CPU_HOME timeout -k 5 60 "$CPU" -key "$W/client_ed25519" -sp "$HP" \
+	-root "$TD" -namespace '' 127.0.0.1 sh -c 'echo data > rom.img; pwd') || rc=$?
+[ "$rc" = 0 ] && [ "$out" = "/$TN" ] && [ "$(cat "$TD/$TN/rom.img" 2>/dev/null)" = data ] &&
+	pass "cwd at the top the guest lacks: the file lands here" || fail "cwd at the top: rc $rc, '$out'"
+drop_td
+
 head -c 32M /dev/urandom >"$HOMEDIR/big.bin"
 want=$(sha_of "$HOMEDIR/big.bin")
 got=$(cpu_cmd -- sha256sum big.bin | cut -d' ' -f1) || true

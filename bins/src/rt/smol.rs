@@ -75,7 +75,8 @@ async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) 
 
 /// Runs one session as the daemon's session child.
 async fn session_child(d: Arc<Daemon>, ch: Channel, user: String, _guard: SessionGuard) {
-    let Some(setup) = session::read_setup(&ch).await else {
+    let check = |s: &session::SessionSetup| d.start_check(s, &user);
+    let Some(setup) = session::read_setup(&ch, &check).await else {
         return;
     };
     match d.session_command(&setup, &user) {

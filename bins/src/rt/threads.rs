@@ -63,7 +63,8 @@ fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
 
 /// Runs one session as the daemon's session child.
 fn session_child(d: &Daemon, ch: &Channel, user: &str, _guard: SessionGuard) {
-    let Some(setup) = session::read_setup(ch) else {
+    let check = |s: &session::SessionSetup| d.start_check(s, user);
+    let Some(setup) = session::read_setup(ch, &check) else {
         return;
     };
     match d.session_command(&setup, user) {

@@ -238,7 +238,8 @@ pub struct Negotiated {
     /// Server-to-client cipher.
     pub cipher_s2c: CipherAlg,
     /// Whether the peer's guessed first kex packet must be ignored
-    /// (RFC 4253 §7: it guessed, and the guess was wrong).
+    /// (RFC 4253 §7.1: it guessed, and the first kex or host key
+    /// algorithms of the two KEXINITs differ).
     pub ignore_guess: bool,
 }
 
@@ -278,6 +279,21 @@ fn choose<'n>(role: Role, ours: &[&'n str], peer: &NameList<'_>) -> Option<&'n s
     }
 }
 
+/// RFC 4253 §7.1 (OpenSSH `proposals_match`): a guess is right only when
+/// the peer's first kex method is our first, and its first host key
+/// algorithm our first, as both KEXINITs list them. That the agreed method
+/// happens to be the peer's first is not enough: the peer cannot know our
+/// choice before it has seen our KEXINIT, so it judges by the first names
+/// alone and sends its packet again whenever they differ.
+fn guess_right(ours: &Preferences, peer: &KexInit<'_>) -> bool {
+    let kex = ours.kex.first().map(|k| k.name());
+    let host_key = ours.host_key.first().map(|k| k.name());
+    kex.is_some()
+        && host_key.is_some()
+        && peer.kex.iter().next() == kex
+        && peer.host_key.iter().next() == host_key
+}
+
 /// Agrees on algorithms between our preferences (we are `role`) and the
 /// peer's KEXINIT.
 pub fn negotiate(
@@ -303,11 +319,7 @@ pub fn negotiate(
     if !peer.compression.iter().all(|c| c.contains("none")) {
         return Err(NoCommon::Compression);
     }
-    // The guess is right only if the peer's first kex and host key
-    // algorithms are the ones agreed.
-    let ignore_guess = peer.first_kex_follows
-        && (peer.kex.iter().next() != Some(kex.name())
-            || peer.host_key.iter().next() != Some(host_key.name()));
+    let ignore_guess = peer.first_kex_follows && !guess_right(ours, peer);
     Ok(Negotiated {
         kex,
         host_key,

@@ -11,23 +11,31 @@ use std::process::{Command, ExitStatus};
 use std::sync::Arc;
 
 use async_io::Async;
-use futures_lite::{future, AsyncRead};
+use futures_lite::{future, AsyncRead, AsyncWriteExt};
 use runtime_std::pty::{self, WinSize};
 use runtime_std::ssh::session::{cannot_run, exit_request, Group};
 
-pub use runtime_std::ssh::session::{kill_all, SessionSetup};
+pub use runtime_std::ssh::session::{kill_all, no_subsystems, SessionSetup, StartCheck};
 
 use super::{copy, Channel};
 
-/// Answers requests until `exec` or `shell`; `None` if the channel closed
-/// first.
-pub async fn read_setup(ch: &Channel) -> Option<SessionSetup> {
+/// Answers requests until `exec`, `shell` or `subsystem` starts the
+/// session; `None` if the channel closed first, or if `check` refused
+/// the start (the channel is then ended, as [`StartCheck`] says).
+pub async fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
     let mut setup = SessionSetup::default();
     loop {
         let (req, want_reply) = ch.next_request().await?;
         let (ok, start) = setup.apply(req);
         answer(ch, want_reply, ok);
         if start {
+            if let Some(why) = check(&setup) {
+                let _ = ch.stderr_writer().write_all(why.as_bytes()).await;
+                let _ = ch.request(&exit_request(None), false).await;
+                let _ = ch.send_eof();
+                let _ = ch.close();
+                return None;
+            }
             return Some(setup);
         }
     }

@@ -26,14 +26,17 @@ pub struct SessionSetup {
     pub env: Vec<(String, Vec<u8>)>,
     /// `pty-req`: the terminal type and size.
     pub pty: Option<(String, WinSize)>,
-    /// `exec`'s command, or `None` for `shell`.
+    /// `exec`'s command, or `None` for `shell` (and `subsystem`).
     pub command: Option<Vec<u8>>,
+    /// `subsystem`'s name.
+    pub subsystem: Option<String>,
 }
 
 impl SessionSetup {
     /// Takes in one request before the command: whether to accept it,
-    /// and whether it starts the command (`exec`, `shell`). Subsystems
-    /// and unknown requests are refused.
+    /// and whether it starts the command (`exec`, `shell`, `subsystem`;
+    /// the server may still refuse to run it, see [`StartCheck`]).
+    /// Unknown requests are refused.
     pub fn apply(&mut self, req: ChannelRequest) -> (bool, bool) {
         match req {
             ChannelRequest::Env { name, value } => {
@@ -68,14 +71,36 @@ impl SessionSetup {
                 (true, true)
             }
             ChannelRequest::Shell => (true, true),
+            ChannelRequest::Subsystem(name) => {
+                self.subsystem = Some(name);
+                (true, true)
+            }
             _ => (false, false),
         }
     }
 }
 
-/// Answers requests until `exec` or `shell`; `None` if the channel closed
-/// first.
-pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
+/// Judges a request that would start the session: `Some(message)`
+/// refuses it. The request is answered with success all the same, and the
+/// session ends at once as a command that cannot start: the message on
+/// stderr, status 127. OpenSSH's client closes a channel whose subsystem
+/// request failed at once, and then often drops the stderr that came
+/// just before (seen in tests/scripts/cpud-openssh.sh): a failure reply
+/// would hide the reason from the user.
+pub type StartCheck<'a> = &'a (dyn Fn(&SessionSetup) -> Option<String> + Sync);
+
+/// A [`StartCheck`] for a server with no subsystem: each is refused.
+pub fn no_subsystems(setup: &SessionSetup) -> Option<String> {
+    setup
+        .subsystem
+        .as_ref()
+        .map(|name| format!("no subsystem {name:?} here\r\n"))
+}
+
+/// Answers requests until `exec`, `shell` or `subsystem` starts the
+/// session; `None` if the channel closed first, or if `check` refused
+/// the start (the channel is then ended).
+pub fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
     let mut setup = SessionSetup::default();
     loop {
         let (req, want_reply) = ch.next_request()?;
@@ -84,6 +109,13 @@ pub fn read_setup(ch: &Channel) -> Option<SessionSetup> {
             let _ = ch.reply(ok);
         }
         if start {
+            if let Some(why) = check(&setup) {
+                let _ = write_all_stderr(ch, why.as_bytes());
+                let _ = ch.request(&exit_request(None), false);
+                let _ = ch.send_eof();
+                let _ = ch.close();
+                return None;
+            }
             return Some(setup);
         }
     }
@@ -333,4 +365,28 @@ fn write_all_stderr(ch: &Channel, mut data: &[u8]) -> io::Result<()> {
         data = &data[n..];
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_subsystem_starts_the_session() {
+        let mut s = SessionSetup::default();
+        assert_eq!(no_subsystems(&s), None);
+        assert_eq!(
+            s.apply(ChannelRequest::Subsystem("sftp".into())),
+            (true, true)
+        );
+        assert_eq!(s.subsystem.as_deref(), Some("sftp"));
+        assert_eq!(s.command, None);
+        assert!(no_subsystems(&s).is_some_and(|m| m.contains("sftp")));
+        let mut e = SessionSetup::default();
+        assert_eq!(e.apply(ChannelRequest::Exec(b"ls".to_vec())), (true, true));
+        assert_eq!(
+            (e.command.as_deref(), e.subsystem),
+            (Some(&b"ls"[..]), None)
+        );
+    }
 }

@@ -73,23 +73,25 @@ apt_ensure() {
 				--no-install-recommends $missing >&2; }
 }
 
-# venv_ensure: CACHE/venv with paramiko, asyncssh and ssh-audit (from PyPI, or
-# the wheels in /opt/wheels when pip is configured so).
+# venv_ensure: CACHE/venv with paramiko, asyncssh, ssh-audit, and the libssh
+# and libssh2 bindings ssh-python and ssh2-python (manylinux wheels that
+# carry the C libraries) for ssh-clients.sh; from PyPI, or the wheels in
+# /opt/wheels when pip is configured so.
 venv_ensure() {
 	if [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/ssh-audit" ] &&
-		"$VENV/bin/python" -c 'import paramiko, asyncssh' 2>/dev/null; then
+		"$VENV/bin/python" -c 'import paramiko, asyncssh, ssh, ssh2' 2>/dev/null; then
 		return 0
 	fi
-	say "creating $VENV (paramiko, asyncssh, ssh-audit)"
+	say "creating $VENV (paramiko, asyncssh, ssh-audit, ssh-python, ssh2-python)"
 	mkdir -p "$CPU_RS_CACHE"
 	[ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV" >&2 || return 1
-	timeout 600 "$VENV/bin/pip" install -q paramiko asyncssh ssh-audit >&2
+	timeout 600 "$VENV/bin/pip" install -q paramiko asyncssh ssh-audit ssh-python ssh2-python >&2
 }
 
 # ssh_setup: everything the SSH suites need. OpenSSH 10 is optional (its
 # cases SKIP when the chroot cannot be built).
 ssh_setup() {
-	apt_ensure openssh-server openssh-client python3 python3-venv coreutils procps bsdutils tmux || return 1
+	apt_ensure openssh-server openssh-sftp-server openssh-client putty-tools python3 python3-venv coreutils procps bsdutils tmux || return 1
 	as_root mkdir -p /run/sshd
 	venv_ensure || return 1
 	if [ -x "$OPENSSH10" ]; then
