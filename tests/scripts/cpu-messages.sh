@@ -12,7 +12,8 @@
 #   - the server's disconnect reason: sshd's "Too many authentication
 #     failures" at login, and a DISCONNECT in answer to exec (paramiko
 #     from the venv, which sends one there)
-#   - cpu -d: the keys offered, in order, and the one accepted
+#   - cpu -d: the keys offered, in order (key files, and an ssh-agent's by
+#     their comment), and the one accepted
 #
 # CPU, CPUD: the binaries (default target/release/{cpu,cpud}).
 set -euo pipefail
@@ -59,7 +60,7 @@ runs "-key with an old PEM key" 2 \
 	"cpu: key $W/pem_ecdsa: a private key in the old PEM format; convert it to OpenSSH's with \`ssh-keygen -p -f $W/pem_ecdsa\`" \
 	cpu -key "$W/pem_ecdsa" -sp "$CPORT" 127.0.0.1 true
 
-ssh-keygen -q -t ecdsa -b 384 -N '' -f "$W/p384" </dev/null
+ssh-keygen -q -t ecdsa -b 384 -N '' -C cpu-rs-test-p384 -f "$W/p384" </dev/null
 want_p384="key $W/p384: ECDSA P-384 (ecdsa-sha2-nistp384) keys are not supported by this build; use an Ed25519, RSA or ECDSA P-256 key"
 runs "-key with an ECDSA P-384 key" 2 "cpu: $want_p384" cpu -key "$W/p384" -sp "$CPORT" 127.0.0.1 true
 
@@ -103,6 +104,24 @@ cpu: the server accepts key file $K (ssh-ed25519 $(fp "$K")); signing with ssh-e
 	pass "cpu -d: each key offered, in order, and the one accepted" ||
 	fail "cpu -d keys: got '$out': $got"
 rm "$H/.ssh/config"
+# Through an ssh-agent holding a P-384 key, then ours: the P-384 key is
+# never offered (the agent's keys of types not offered are left out);
+# ours is offered and accepted, named by the agent's comment.
+ssh-agent -a "$W/agent.sock" -D >/dev/null 2>&1 </dev/null &
+track $!
+n=0
+until [ -S "$W/agent.sock" ] || [ $n -ge 50 ]; do sleep 0.1; n=$((n + 1)); done
+if SSH_AUTH_SOCK=$W/agent.sock timeout 10 ssh-add -q "$W/p384" "$K" </dev/null 2>"$W/add.err"; then
+	out=$(SSH_AUTH_SOCK=$W/agent.sock cpu -d -sp "$CPORT" 127.0.0.1 echo agent 2>"$W/agent.err") || true
+	got=$(grep -E '^cpu: (agent key|offering|the server accepts)' "$W/agent.err" || true)
+	want="cpu: offering agent key cpu-rs-test-client (ssh-ed25519 $(fp "$K"))
+cpu: the server accepts agent key cpu-rs-test-client (ssh-ed25519 $(fp "$K")); signing with ssh-ed25519"
+	[ "$out" = agent ] && [ "$got" = "$want" ] &&
+		pass "cpu -d: agent keys by their comment; one of a type not offered is never offered" ||
+		fail "cpu -d, agent: got '$out': $got"
+else
+	fail "ssh-add: $(cat "$W/add.err")"
+fi
 
 # --- a command too long for one SSH request ----------------------------------------
 # 100,000 arguments: about 790 kB once quoted.
