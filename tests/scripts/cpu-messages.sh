@@ -103,6 +103,12 @@ cpu: the server accepts key file $K (ssh-ed25519 $(fp "$K")); signing with ssh-e
 [ "$out" = keyed ] && [ "$got" = "$want" ] &&
 	pass "cpu -d: each key offered, in order, and the one accepted" ||
 	fail "cpu -d keys: got '$out': $got"
+# And how the command ended, in words.
+cpu -d board sh -c 'kill -TERM $$' 2>"$W/d2.err" || true
+grep -qx "cpu: the command ended: exit status 0" "$W/d.err" &&
+	grep -qx "cpu: the command ended: signal TERM, exit status 143" "$W/d2.err" &&
+	pass "cpu -d: the command's end in words" ||
+	fail "cpu -d end: $(grep ended "$W/d.err" "$W/d2.err")"
 rm "$H/.ssh/config"
 # Through an ssh-agent holding a P-384 key, then ours: the P-384 key is
 # never offered (the agent's keys of types not offered are left out);
