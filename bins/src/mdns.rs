@@ -405,6 +405,8 @@ fn browse_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::net::IpAddr;
 
     fn entry(addrs: &[&str], txt: &[(&str, &str)]) -> Entry {
         Entry {
@@ -429,5 +431,49 @@ mod tests {
         merge(&mut f, entry(&["10.0.0.1"], &[("tenants", "0")]));
         assert_eq!(f.txt, entry(&[], &[("tenants", "0")]).txt);
         assert_eq!(f.addrs.len(), 2);
+    }
+
+    proptest! {
+        /// Whatever the resolutions of one record and their order, the
+        /// merged one has every address seen, once, and the TXT of the
+        /// last resolution that had one (none only if none had).
+        #[test]
+        fn resolutions_merge_into_every_address_and_the_last_txt(
+            seen in prop::collection::vec(
+                // mdns-sd gives each resolution's addresses as a set.
+                (prop::collection::btree_set(0u8..6, 0..4), prop::option::of(0u8..4)),
+                1..8,
+            )
+        ) {
+            let resolution = |(addrs, txt): &(std::collections::BTreeSet<u8>, Option<u8>)| Entry {
+                fullname: "n._ncpu._tcp.local.".into(),
+                host: "n.local.".into(),
+                addrs: addrs.iter().map(|a| IpAddr::from([10, 0, 0, *a])).collect(),
+                port: 1,
+                txt: txt.iter().map(|t| ("tenants".to_string(), t.to_string())).collect(),
+            };
+            let mut f = resolution(&seen[0]);
+            for s in &seen[1..] {
+                merge(&mut f, resolution(s));
+            }
+            let mut want: Vec<u8> = seen.iter().flat_map(|(a, _)| a.iter().copied()).collect();
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<u8> = f
+                .addrs
+                .iter()
+                .map(|a| match a {
+                    IpAddr::V4(v4) => v4.octets()[3],
+                    IpAddr::V6(_) => u8::MAX,
+                })
+                .collect();
+            got.sort_unstable();
+            let unique = got.len();
+            got.dedup();
+            prop_assert_eq!(unique, got.len());
+            prop_assert_eq!(got, want);
+            let last_txt = seen.iter().rev().find_map(|(_, t)| *t);
+            prop_assert_eq!(f.txt.get("tenants").cloned(), last_txt.map(|t| t.to_string()));
+        }
     }
 }
