@@ -200,6 +200,7 @@ pub fn parse_cpu(args: &[String]) -> Result<Outcome<CpuArgs>, CliError> {
     let p = match goflags::parse(CPU_FLAGS, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(cpu_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(CPU_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     let timeout9p = parse_duration(p.get("timeout9p")).map_err(|err| CliError::Duration {
@@ -297,6 +298,7 @@ pub fn parse_decpu(args: &[String]) -> Result<Outcome<DecpuArgs>, CliError> {
     let p = match goflags::parse(&decpu_flags(), args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(decpu_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(DECPU_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
@@ -396,6 +398,19 @@ pub const CPUD_FLAGS: &[Flag] = &[
         "0s",
         "add a sleep before serving -- usually only needed if cpud runs as init with mDNS",
     ),
+    // Ours: sshd's PermitUserEnvironment for authorized_keys environment=.
+    boolean(
+        "permitUserEnvironment",
+        false,
+        "let authorized_keys environment= options set variables (else such a key may not log in)",
+    ),
+    // Ours: where the log lines go (sshd logs to syslog unless -D -e).
+    string(
+        "log",
+        "auto",
+        "where log lines go: stderr, syslog, or auto (syslog when stderr is not a terminal and the socket exists; -d means stderr)",
+    ),
+    string("logSocket", "/dev/log", "the syslog socket"),
 ];
 
 /// `cpud`'s synopsis line.
@@ -432,6 +447,12 @@ pub struct CpudArgs {
     pub register_timeout: Duration,
     /// `-sleepBeforeServing`.
     pub sleep_before_serving: Duration,
+    /// `-permitUserEnvironment` (ours).
+    pub permit_user_environment: bool,
+    /// `-log` (ours): stderr, syslog or auto.
+    pub log: String,
+    /// `-logSocket` (ours): the syslog socket.
+    pub log_socket: String,
     /// Arguments after the flags (the reference ignores them).
     pub rest: Vec<String>,
 }
@@ -522,6 +543,7 @@ fn parse_cpud_with(
     let p = match goflags::parse(flags, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(goflags::usage(synopsis, flags))),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(synopsis))),
         Err(e) => return Err(e.into()),
     };
     let duration = |flag: &'static str| {
@@ -542,6 +564,9 @@ fn parse_cpud_with(
         register: p.get("register").into(),
         register_timeout: duration("registerTO")?,
         sleep_before_serving: duration("sleepBeforeServing")?,
+        permit_user_environment: p.bool("permitUserEnvironment")?,
+        log: p.get("log").into(),
+        log_socket: p.get("logSocket").into(),
         rest: p.rest.clone(),
     };
     Ok(Outcome::Run(CpudParsed::Daemon(args, p)))
@@ -637,6 +662,7 @@ pub fn parse_remote(args: &[String]) -> Result<Outcome<RemoteArgs>, CliError> {
     let p = match goflags::parse(REMOTE_FLAGS, args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Ok(Outcome::Help(remote_usage())),
+        Err(FlagError::Version) => return Ok(Outcome::Help(goflags::version(REMOTE_SYNOPSIS))),
         Err(e) => return Err(e.into()),
     };
     // Validated here although the reference only fails at dial time.
@@ -815,6 +841,9 @@ mod tests {
                 register: String::new(),
                 register_timeout: Duration::from_secs(5),
                 sleep_before_serving: Duration::ZERO,
+                permit_user_environment: false,
+                log: "auto".into(),
+                log_socket: "/dev/log".into(),
                 rest: vec![],
             })
         );

@@ -18,7 +18,6 @@ use rand_core::RngCore;
 use runtime_std::export::{ExportOptions, LocalExport};
 use runtime_std::pty;
 use runtime_std::ssh::state::{Handle, PendingChannel};
-use runtime_std::ssh::ExitStatus;
 use subtle::ConstantTimeEq;
 
 use crate::debug;
@@ -197,7 +196,7 @@ pub fn run(mut o: Options) -> Result<u8, Failure> {
     config.common.keepalive = o.keepalive;
     let plan = Arc::new(Plan::new(o)?);
     let status = crate::rt::run_client(stream, config, &plan)?;
-    debug!(plan.debug, "the command ended: {}", ended(&status));
+    debug!(plan.debug, "the command ended: {status}");
     Ok(status.code())
 }
 
@@ -379,7 +378,7 @@ impl Plan {
             debug!(self.debug, "9P offered on the server's 127.0.0.1:{p}");
         }
         let command = quote::remote_command(port9p, &self.cmd);
-        debug!(self.debug, "exec {command:?}");
+        debug!(self.debug, "exec {command}");
         ChannelRequest::Exec(command.into_bytes())
     }
 
@@ -452,19 +451,6 @@ impl Plan {
     pub fn served_9p(&self, r: io::Result<()>) {
         if let Err(e) = r {
             crate::debug!(self.debug, "9P: {e}");
-        }
-    }
-}
-
-/// How the command ended, for -d: its exit status, or its signal.
-fn ended(status: &ExitStatus) -> String {
-    match status {
-        ExitStatus::Code(c) => format!("exit status {c}"),
-        ExitStatus::Signal {
-            name, core_dumped, ..
-        } => {
-            let core = if *core_dumped { " (core dumped)" } else { "" };
-            format!("signal {name}{core}, exit status {}", status.code())
         }
     }
 }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::authorized::Policy;
 use crate::cli::CpudArgs;
 use crate::daemon::{self_exe, Daemon, SessionHook};
-use crate::hostkey;
 use crate::net::{self, Listener, Net};
+use crate::{hostkey, oplog};
 
 /// What a variant of cpud adds to the daemon.
 #[derive(Default)]
@@ -43,6 +43,14 @@ pub fn run(
     if args.klog {
         log_to_kmsg()?;
     }
+    // -d and -klog are for stderr; else sshd's rule: syslog when there
+    // is no terminal to read the lines.
+    let mode = if args.d || args.klog {
+        "stderr"
+    } else {
+        args.log.as_str()
+    };
+    oplog::init(mode, &args.log_socket)?;
     if args.accounts && !nix::unistd::geteuid().is_root() {
         return Err("-accounts needs cpud to run as root".into());
     }
@@ -57,7 +65,7 @@ pub fn run(
             let path = hostkey::default_path();
             let (key, new) = hostkey::load_or_create(&path)?;
             if new {
-                eprintln!("cpud: made host key {}", path.display());
+                oplog::daemon(format_args!("made host key {}", path.display()));
             }
             key
         }
@@ -65,7 +73,7 @@ pub fn run(
     };
     let policy = match args.pk.as_str() {
         "" => {
-            eprintln!("cpud: -pk \"\": anyone may log in");
+            oplog::auth(format_args!("-pk \"\": anyone may log in"));
             Policy::Anyone
         }
         pk => Policy::load(Path::new(pk))?,
@@ -78,12 +86,17 @@ pub fn run(
         listener.unix_path().map(Path::to_path_buf),
         ext.on_stop,
     );
+    if !nix::unistd::geteuid().is_root() {
+        oplog::daemon(format_args!(
+            "not running as root: sessions cannot make their mount namespace and will fail"
+        ));
+    }
     // Tests and service managers wait for this line.
-    eprintln!("cpud: listening on {}", listener.describe());
+    oplog::always(format_args!("listening on {}", listener.describe()));
     if !args.register.is_empty() {
         // As the reference: a failure is only reported, serving goes on.
         if let Err(e) = net::register(net, &args.register, args.register_timeout) {
-            eprintln!("cpud: -register {}: {e}", args.register);
+            oplog::daemon(format_args!("-register {}: {e}", args.register));
         }
     }
     if !args.sleep_before_serving.is_zero() {
@@ -94,6 +107,7 @@ pub fn run(
     let daemon = Daemon {
         host_key,
         policy,
+        permit_env: args.permit_user_environment,
         exe: self_exe(),
         debug: args.d,
         accounts: args.accounts,
@@ -134,8 +148,8 @@ fn stop_on_signals(
             f();
         }
         match sig {
-            Ok(sig) => eprintln!("cpud: {sig}: stopped"),
-            Err(e) => eprintln!("cpud: waiting for signals: {e}; stopped"),
+            Ok(sig) => oplog::daemon(format_args!("{sig}: stopped")),
+            Err(e) => oplog::daemon(format_args!("waiting for signals: {e}; stopped")),
         }
         std::process::exit(0);
     });

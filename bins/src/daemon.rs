@@ -14,10 +14,10 @@ use runtime_std::ssh::session::SessionSetup;
 use runtime_std::ssh::state::{Handle, Incoming, PendingChannel};
 use ssh_key::PrivateKey;
 
-use crate::authorized::Policy;
+use crate::authorized::{Grant, Login, Policy};
+use crate::keyopts::KeyOptions;
 use crate::net::Listener;
-use crate::plain;
-use crate::quote;
+use crate::{oplog, plain, quote};
 
 /// What the daemon serves with.
 #[derive(Debug, Clone)]
@@ -26,6 +26,8 @@ pub struct Daemon {
     pub host_key: PrivateKey,
     /// Who may log in.
     pub policy: Policy,
+    /// `-permitUserEnvironment`: authorized_keys `environment=` is honoured.
+    pub permit_env: bool,
     /// The program started for each session (normally this cpud).
     pub exe: String,
     /// Debug output on stderr.
@@ -97,13 +99,16 @@ impl Daemon {
 
     pub(crate) fn log(&self, msg: std::fmt::Arguments<'_>) {
         if self.debug {
-            eprintln!("cpud: {msg}");
+            oplog::daemon(msg);
         }
     }
 
-    /// The SSH server's configuration for one connection.
-    pub(crate) fn server_config(&self) -> ServerConfig {
-        ServerConfig::new(vec![self.host_key.clone()], Box::new(self.policy.clone()))
+    /// The SSH server's configuration for a connection from `peer`, and
+    /// the handle on the options of the key it logs in with.
+    pub(crate) fn server_config(&self, peer: &str) -> (ServerConfig, Grant) {
+        let (login, grant) = Login::new(self.policy.clone(), peer, self.permit_env);
+        let config = ServerConfig::new(vec![self.host_key.clone()], Box::new(login));
+        (config, grant)
     }
 
     /// Acts on one thing a client asks for. A session channel is
@@ -111,12 +116,14 @@ impl Daemon {
     /// the runtime to run; other channels are refused (as the reference:
     /// no direct-tcpip). A `tcpip-forward` is started by `forward` (the
     /// runtime's listener and its port) and kept in `forwards` for the
-    /// connection's life; other global requests are refused.
+    /// connection's life, unless the key's `no-port-forwarding` refuses
+    /// it; other global requests are refused.
     pub(crate) fn dispatch<H: Handle, F>(
         &self,
         conn: &H,
         inc: Incoming<PendingChannel<H>>,
         peer: &str,
+        grant: &Grant,
         forwards: &mut Vec<F>,
         forward: impl FnOnce(&H, &str, u32) -> std::io::Result<(F, u32)>,
     ) -> Option<(H::Channel, String, SessionGuard)> {
@@ -128,6 +135,15 @@ impl Daemon {
                 }
                 let ch = p.accept().ok()?;
                 return Some((ch, conn.user().unwrap_or_default(), self.session_started()));
+            }
+            Incoming::Global {
+                request: GlobalRequest::TcpipForward { address, port },
+                want_reply,
+            } if grant.options().no_port_forwarding => {
+                oplog::auth(format_args!(
+                    "{peer}: tcpip-forward {address}:{port} refused: the key has no-port-forwarding (a cpu session needs it for 9P)"
+                ));
+                (None, want_reply)
             }
             Incoming::Global {
                 request: GlobalRequest::TcpipForward { address, port },
@@ -149,6 +165,14 @@ impl Daemon {
             let _ = conn.reply_global(bound.is_some(), bound);
         }
         None
+    }
+
+    /// What a session's setup starts from: `no-pty` refuses pty-req.
+    pub(crate) fn session_setup(&self, key: &KeyOptions) -> SessionSetup {
+        SessionSetup {
+            no_pty: key.no_pty,
+            ..SessionSetup::default()
+        }
     }
 
     /// Counts a session in (decpud's tenants); dropping the guard counts
@@ -178,17 +202,34 @@ impl Daemon {
     /// any (as the reference). Any other session runs as sshd runs it
     /// ([`Daemon::plain_session`]). TERM is added with a pty. An exec
     /// string that does not split is the error line to send the client,
-    /// whose command then ends with [`BAD_COMMAND_STATUS`].
+    /// whose command then ends with [`BAD_COMMAND_STATUS`]. The key's
+    /// `command=` replaces the client's, which goes in
+    /// SSH_ORIGINAL_COMMAND, and its `environment=` is added.
     pub(crate) fn session_command(
         &self,
         setup: &SessionSetup,
         user: &str,
+        key: &KeyOptions,
     ) -> Result<Command, String> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("-remote");
         if self.debug {
             cmd.arg("-d");
         }
+        // The key's command= stands for the client's, whichever it asked
+        // for (a command, a shell or a subsystem), as sshd.
+        let client = setup;
+        let forced;
+        let setup = match &key.command {
+            Some(c) => {
+                let mut s = setup.clone();
+                s.command = Some(c.as_bytes().to_vec());
+                s.subsystem = None;
+                forced = s;
+                &forced
+            }
+            None => setup,
+        };
         // A subsystem is never the reference's: sftp-server even for a
         // client that sent CPU_FSTAB.
         let cpu = plain::is_cpu_session(setup) && setup.subsystem.is_none();
@@ -208,6 +249,7 @@ impl Daemon {
         } else {
             self.plain_session(&mut cmd, setup, user);
         }
+        key_environment(&mut cmd, client, key);
         cmd.env_remove(ACCOUNT_ENV);
         if self.accounts {
             cmd.env(ACCOUNT_ENV, user);
@@ -219,10 +261,14 @@ impl Daemon {
                 "cpud's own user"
             };
             let kind = if cpu { "cpu" } else { "plain" };
-            eprintln!(
-                "cpud: {kind} session for {user:?}, running as {runs_as}: {:?}",
-                cmd.get_args().collect::<Vec<_>>()
-            );
+            let mut args = String::new();
+            for a in cmd.get_args() {
+                args.push(' ');
+                args.push_str(&a.to_string_lossy());
+            }
+            oplog::daemon(format_args!(
+                "{kind} session for {user}, running as {runs_as}:{args}"
+            ));
         }
         Ok(cmd)
     }
@@ -262,7 +308,31 @@ impl Daemon {
 
     /// Logs how a session ended.
     pub(crate) fn session_ended(&self, user: &str, status: Option<std::process::ExitStatus>) {
-        self.log(format_args!("session for {user:?} ended: {status:?}"));
+        use std::os::unix::process::ExitStatusExt;
+        // Not std's Display: its table of signal names costs the board
+        // build a kilobyte.
+        let how = match status.map(|s| (s.code(), s.signal())) {
+            Some((Some(c), _)) => format!("exit status {c}"),
+            Some((_, Some(n))) => format!("signal {n}"),
+            _ => "the command could not start".into(),
+        };
+        self.log(format_args!("session for {user} ended: {how}"));
+    }
+}
+
+/// What the key's options add to a session's environment: the client's
+/// command under a forced one (unset when it asked for a shell), as
+/// sshd, and `environment=` (admitted at login only with
+/// `-permitUserEnvironment`).
+fn key_environment(cmd: &mut Command, setup: &SessionSetup, key: &KeyOptions) {
+    if key.command.is_some() {
+        match &setup.command {
+            Some(c) => cmd.env("SSH_ORIGINAL_COMMAND", String::from_utf8_lossy(c).as_ref()),
+            None => cmd.env_remove("SSH_ORIGINAL_COMMAND"),
+        };
+    }
+    for (k, v) in &key.environment {
+        cmd.env(k, v);
     }
 }
 

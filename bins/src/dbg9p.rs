@@ -76,9 +76,9 @@ impl<T, F: FnMut(&str)> Tap<T, F> {
                     let frame = Bytes::copy_from_slice(&self.pending[..n]);
                     self.pending.drain(..n);
                     let line = match decode_frame(frame) {
-                        Ok(f) => format!("{} tag {} {:?}", self.dir, f.tag, f.msg),
+                        Ok(f) => format!("{} tag {} {}", self.dir, f.tag, f.msg.trace()),
                         Err(bad) => format!(
-                            "{} tag {} type {}: undecodable: {:?}",
+                            "{} tag {} type {}: undecodable: {}",
                             self.dir, bad.tag, bad.msg_type, bad.error
                         ),
                     };
@@ -132,7 +132,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use proto_9p::frame::encode_frame;
-    use proto_9p::messages::{Message, Rread, Tclunk, Tversion};
+    use proto_9p::messages::{Message, Rread, Tclunk, Tlcreate, Tversion, Twalk};
 
     fn frame(tag: u16, msg: Message) -> Vec<u8> {
         let mut out = Vec::new();
@@ -163,8 +163,36 @@ mod tests {
                 "{}",
                 lines[0]
             );
-            assert!(lines[1].starts_with("-> tag 1 Tclunk"), "{}", lines[1]);
+            assert_eq!(
+                lines[0],
+                "-> tag 65535 Tversion msize 1048576 version \"9P2000.L\""
+            );
+            assert_eq!(lines[1], "-> tag 1 Tclunk fid 7");
         }
+    }
+
+    #[test]
+    fn names_show_as_text_and_data_as_its_length() {
+        let walk = Message::Twalk(Twalk {
+            fid: 1,
+            newfid: 2,
+            wnames: vec![b"usr".to_vec(), b"b\xffin".to_vec()],
+        });
+        let mut lines = Vec::new();
+        let mut tap = Tap::new(Vec::new(), "->", |l: &str| lines.push(l.to_string()));
+        tap.write_all(&frame(5, walk)).unwrap();
+        let read = Message::Rread(Rread {
+            data: vec![0u8; 10].into(),
+        });
+        tap.write_all(&frame(5, read)).unwrap();
+        drop(tap);
+        assert_eq!(
+            lines,
+            [
+                "-> tag 5 Twalk fid 1 newfid 2 wnames [\"usr\", \"b\u{fffd}in\"]",
+                "-> tag 5 Rread data (10 bytes)"
+            ]
+        );
     }
 
     #[test]
@@ -183,12 +211,15 @@ mod tests {
     }
 
     #[test]
-    fn long_payloads_are_cut() {
-        let data = vec![b'x'; 100_000];
+    fn long_lines_are_cut() {
+        let name = vec![b'x'; 60_000];
         let mut lines = Vec::new();
         let mut tap = Tap::new(Vec::new(), "->", |l: &str| lines.push(l.to_string()));
-        tap.write_all(&frame(9, Message::Rread(Rread { data: data.into() })))
-            .unwrap();
+        let create = Message::Tlcreate(Tlcreate {
+            name,
+            ..Tlcreate::default()
+        });
+        tap.write_all(&frame(9, create)).unwrap();
         drop(tap);
         assert_eq!(lines.len(), 1);
         assert!(lines[0].len() <= MAX_LINE);

@@ -24,6 +24,8 @@ pub struct Flag {
 pub enum FlagError {
     /// `-h` or `-help`: print the usage and exit 0.
     Help,
+    /// `-version`: print [`version`] and exit 0.
+    Version,
     /// A flag that does not exist.
     Unknown(String),
     /// A flag that needs a value got none.
@@ -43,6 +45,7 @@ impl fmt::Display for FlagError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Help => f.write_str("help requested"),
+            Self::Version => f.write_str("version requested"),
             Self::Unknown(n) => write!(f, "flag provided but not defined: -{n}"),
             Self::MissingValue(n) => write!(f, "flag needs an argument: -{n}"),
             Self::BadValue {
@@ -123,6 +126,9 @@ pub fn parse(flags: &[Flag], args: &[String]) -> Result<Parsed, FlagError> {
         if name == "h" || name == "help" {
             return Err(FlagError::Help);
         }
+        if name == "version" && inline.is_none() {
+            return Err(FlagError::Version);
+        }
         let Some(flag) = flags.iter().find(|f| f.name == name) else {
             return Err(FlagError::Unknown(name.into()));
         };
@@ -155,19 +161,34 @@ pub fn parse(flags: &[Flag], args: &[String]) -> Result<Parsed, FlagError> {
     })
 }
 
-/// The usage text: a synopsis line, then one line per flag.
+/// The usage text: a synopsis line, then one line per flag with its
+/// default unless it is empty or false (as Go shows `(default true)`),
+/// then `-version`.
 pub fn usage(synopsis: &str, flags: &[Flag]) -> String {
     let mut s = format!("usage: {synopsis}\n");
     for f in flags {
-        let dflt = if f.boolean || f.default.is_empty() {
-            String::new()
-        } else {
-            format!(" (default {:?})", f.default)
+        let dflt = match (f.boolean, f.default) {
+            (_, "") | (true, "false") => String::new(),
+            (true, d) => format!(" (default {d})"),
+            (false, d) => format!(" (default {d:?})"),
         };
         let arg = if f.boolean { "" } else { " value" };
         s.push_str(&format!("  -{}{arg}\n    \t{}{dflt}\n", f.name, f.help));
     }
+    s.push_str("  -version\n    \tprint the version and the runtime it was built with, and exit\n");
     s
+}
+
+/// What `-version` prints: the program (the synopsis' first word), the
+/// version, and the runtime it was built with.
+pub fn version(synopsis: &str) -> String {
+    let name = synopsis.split(' ').next().unwrap_or(synopsis);
+    let rt = if cfg!(feature = "runtime-smol") {
+        "smol"
+    } else {
+        "std"
+    };
+    format!("{name} {} (runtime {rt})\n", env!("CARGO_PKG_VERSION"))
 }
 
 #[cfg(test)]
@@ -219,5 +240,30 @@ mod tests {
             Some(FlagError::MissingValue("addr".into()))
         );
         assert!(parse(FLAGS, &args(&["-d=maybe"])).is_err());
+        assert_eq!(
+            parse(FLAGS, &args(&["--version"])).err(),
+            Some(FlagError::Version)
+        );
+    }
+
+    #[test]
+    fn usage_shows_defaults_and_version() {
+        let mut flags = FLAGS.to_vec();
+        flags.push(Flag {
+            name: "on",
+            default: "true",
+            boolean: true,
+            help: "on",
+        });
+        let u = usage("x [flags]", &flags);
+        assert!(u.contains("address (default \":1\")\n"), "{u}");
+        assert!(u.contains("\tdebug\n"), "{u}");
+        assert!(u.contains("\ton (default true)\n"), "{u}");
+        assert!(u.contains("  -version\n"), "{u}");
+        assert!(version("x [flags]").starts_with(concat!(
+            "x ",
+            env!("CARGO_PKG_VERSION"),
+            " (runtime "
+        )));
     }
 }

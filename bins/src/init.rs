@@ -23,6 +23,13 @@ use nix::sys::signal::{kill, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+/// A timestamped log line (crate::oplog), as the daemon's.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        crate::oplog::daemon(format_args!($($arg)*))
+    };
+}
+
 /// Set in the daemon that init starts, so that it does not become init
 /// again.
 pub const CHILD_ENV: &str = "CPUD_INIT_CHILD";
@@ -112,9 +119,9 @@ fn load_modules(debug: bool) {
                 }
             });
         match loaded {
-            Ok(()) if debug => eprintln!("cpud: init: loaded {}", path.display()),
+            Ok(()) if debug => say!("init: loaded {}", path.display()),
             Ok(()) => {}
-            Err(e) => eprintln!("cpud: init: module {}: {e}", path.display()),
+            Err(e) => say!("init: module {}: {e}", path.display()),
         }
     }
 }
@@ -134,9 +141,15 @@ fn ip_from_cmdline(debug: bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
     match crate::netif::configure(&ip.dev, ip.addr, ip.mask, ip.gw) {
-        Ok(()) if debug => eprintln!("cpud: init: {ip:?}"),
+        Ok(()) if debug => say!(
+            "init: {} is {}/{}{}",
+            ip.dev,
+            ip.addr,
+            ip.mask,
+            ip.gw.map(|g| format!(" via {g}")).unwrap_or_default()
+        ),
         Ok(()) => {}
-        Err(e) => eprintln!("cpud: init: ip= on {}: {e}", ip.dev),
+        Err(e) => say!("init: ip= on {}: {e}", ip.dev),
     }
 }
 
@@ -222,10 +235,10 @@ fn mount_missing(debug: bool) {
         match mount(Some(src), target, Some(fstype), flags, Some(data)) {
             Ok(()) => {
                 if debug {
-                    eprintln!("cpud: init: mounted {fstype} on {target}");
+                    say!("init: mounted {fstype} on {target}");
                 }
             }
-            Err(e) => eprintln!("cpud: init: mount {fstype} on {target}: {e}"),
+            Err(e) => say!("init: mount {fstype} on {target}: {e}"),
         }
     }
 }
@@ -235,7 +248,7 @@ fn start_daemon(exe: &str, args: &[String]) -> Option<Child> {
     match Command::new(exe).args(args).env(CHILD_ENV, "1").spawn() {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("cpud: init: cannot start {exe}: {e}");
+            say!("init: cannot start {exe}: {e}");
             None
         }
     }
@@ -258,7 +271,7 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
         .map_err(|e| format!("init: blocking signals: {e}"))?;
     mount_missing(debug);
     if let Err(e) = crate::netif::loopback_up() {
-        eprintln!("cpud: init: bringing up lo: {e}");
+        say!("init: bringing up lo: {e}");
     }
     if pid1 {
         // Only as PID 1: with -init (a service, a test) the machine's
@@ -289,7 +302,7 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
         let sig = set.wait().map_err(|e| format!("init: {e}"))?;
         if sig != Signal::SIGCHLD {
             if debug {
-                eprintln!("cpud: init: {sig}: stopping");
+                say!("init: {sig}: stopping");
             }
             stopping = true;
             match &daemon {
@@ -310,7 +323,7 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
                     let Some(pid) = status.pid() else { continue };
                     if daemon.as_ref().map(|d| d.id() as i32) == Some(pid.as_raw()) {
                         daemon = None;
-                        eprintln!("cpud: init: the daemon ended: {status:?}");
+                        say!("init: the daemon ended: {}", wait_text(status));
                     }
                 }
             }
@@ -332,6 +345,15 @@ pub fn run(exe: &str, args: &[String], debug: bool) -> Result<(), String> {
         let _ = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
     }
     Ok(())
+}
+
+/// `exit status 1` or `signal SIGKILL`, for the log.
+fn wait_text(status: WaitStatus) -> String {
+    match status {
+        WaitStatus::Exited(_, code) => format!("exit status {code}"),
+        WaitStatus::Signaled(_, sig, _) => format!("signal {sig}"),
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -160,13 +160,15 @@ fn read_tty(prompt: &str) -> io::Result<Answer> {
     let cc = |i: Cc| saved.control_chars[i as usize];
     let (erase, kill, intr, eof) = (cc(Cc::VERASE), cc(Cc::VKILL), cc(Cc::VINTR), cc(Cc::VEOF));
 
-    // A carriage return first, as OpenSSH does, so that the prompt starts
-    // its own line after whatever was on it.
-    tty.write_all(format!("\r{prompt}").as_bytes())?;
-    tty.flush()?;
-    // TCSAFLUSH: keys typed before the prompt are not the passphrase.
+    // Echo off before the prompt shows (as readpassphrase(3)): keys typed
+    // as soon as it appears are neither echoed nor flushed. TCSAFLUSH:
+    // keys typed before the prompt are not the passphrase.
     termios::tcsetattr(&tty, SetArg::TCSAFLUSH, &quiet).map_err(io::Error::from)?;
     let restore = Restore { tty: &tty, saved };
+    // A carriage return first, as OpenSSH does, so that the prompt starts
+    // its own line after whatever was on it.
+    (&tty).write_all(format!("\r{prompt}").as_bytes())?;
+    (&tty).flush()?;
     let mut line = Zeroizing::new(Vec::new());
     let mut byte = [0u8; 1];
     let answer = loop {

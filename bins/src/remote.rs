@@ -79,7 +79,7 @@ pub fn main(r: &RemoteArgs) -> (String, u8) {
         cmd.current_dir(pwd);
     }
     if debug {
-        eprintln!("cpud -remote: exec {args:?}");
+        eprintln!("cpud -remote: exec {}", args.join(" "));
     }
     if fuse.is_some() {
         // The FUSE server is a thread of this process: the command runs as

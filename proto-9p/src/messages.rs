@@ -7,6 +7,7 @@
 
 use alloc::vec::Vec;
 use bytes::Bytes;
+use core::fmt;
 
 use crate::qid::Qid;
 use crate::wire::{DecodeError, Wire};
@@ -85,8 +86,92 @@ macro_rules! messages {
                     $(Message::$name(_) => stringify!($name),)*
                 }
             }
+
+            /// The message for a trace line: `Twalk fid 1 newfid 2
+            /// wnames ["usr", "bin"]`, names as text, data as its length.
+            pub fn trace(&self) -> Trace<'_> {
+                Trace(self)
+            }
+        }
+
+        impl fmt::Display for Trace<'_> {
+            fn fmt(&self, _f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    $(Message::$name(_m) => {
+                        _f.write_str(stringify!($name))?;
+                        $(
+                            _f.write_str(concat!(" ", stringify!($field), " "))?;
+                            TraceField::trace(&_m.$field, _f)?;
+                        )*
+                        Ok(())
+                    })*
+                }
+            }
         }
     };
+}
+
+/// A [`Message`] shown for people (see [`Message::trace`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Trace<'a>(&'a Message);
+
+/// How a field shows in a [`Trace`].
+trait TraceField {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result;
+}
+
+macro_rules! trace_number {
+    ($($t:ty),*) => {$(
+        impl TraceField for $t {
+            fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{self}")
+            }
+        }
+    )*};
+}
+trace_number!(u8, u16, u32, u64);
+
+/// A name: text, quoted, bytes that are not UTF-8 replaced.
+impl TraceField for Vec<u8> {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", alloc::string::String::from_utf8_lossy(self))
+    }
+}
+
+/// Data: only its length.
+impl TraceField for Bytes {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({} bytes)", self.len())
+    }
+}
+
+impl TraceField for Qid {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({:#x} {} {:#x})", self.ty, self.version, self.path)
+    }
+}
+
+impl TraceField for Vec<Vec<u8>> {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        trace_list(self, f)
+    }
+}
+
+impl TraceField for Vec<Qid> {
+    fn trace(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        trace_list(self, f)
+    }
+}
+
+fn trace_list<T: TraceField>(list: &[T], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, x) in list.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        x.trace(f)?;
+    }
+    f.write_str("]")
 }
 
 messages! {

@@ -59,6 +59,20 @@ fn cve_2024_45337_token_carries_the_key_that_signed() {
     assert_eq!(token.key(), Some(&public(&b)));
     assert_eq!(policy.keys_asked(), [public(&a), public(&b)]);
     assert_eq!(policy.keys_asked().last(), token.key());
+    // The policy is told of the login once, with the key that signed,
+    // and never of the query.
+    let told: Vec<_> = policy
+        .calls
+        .iter()
+        .filter(|c| matches!(c, Call::LoggedIn { .. }))
+        .collect();
+    assert_eq!(
+        told,
+        [&Call::LoggedIn {
+            user: "glenda".into(),
+            key: Some(public(&b))
+        }]
+    );
 }
 
 #[test]

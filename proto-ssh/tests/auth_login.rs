@@ -148,9 +148,15 @@ fn none_probe_succeeds_when_allowed() {
     assert_eq!(pair.to_server.len(), 2);
     assert_eq!(
         pair.policy.calls,
-        [Call::None {
-            user: "glenda".into()
-        }]
+        [
+            Call::None {
+                user: "glenda".into()
+            },
+            Call::LoggedIn {
+                user: "glenda".into(),
+                key: None
+            }
+        ]
     );
 }
 

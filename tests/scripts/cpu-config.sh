@@ -189,7 +189,8 @@ if [ -n "$FPORT" ]; then
 	(HOME=$H exec timeout -k 5 60 "$CPU" -9p=false -key "$W/client_ed25519" -sp "$FPORT" 127.0.0.1 true 2>"$W/int-connect.err") &
 	IPID=$!
 	n=0
-	until ss -Htn state syn-sent "( dport = :$FPORT )" | grep -q . || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
+	# cpu's own SYN (the filler's last socket is in syn-sent too).
+	until ss -Htnp state syn-sent "( dport = :$FPORT )" | grep -q '"cpu"' || [ $n -ge 100 ]; do sleep 0.1; n=$((n + 1)); done
 	t0=$(now)
 	kill -INT "$IPID"
 	rc=0

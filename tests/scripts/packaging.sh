@@ -77,7 +77,27 @@ RUN
 	timeout 120 unshare --mount --pid --fork --mount-proc bash "$W/$name-run.sh" 2>"$W/$name-run.err" | tr '\n' ' '
 }
 
+# service_fail NAME SCRIPT [PATH_PREFIX]: start with a -pk that does not
+# exist, in private namespaces; prints the start's status and output.
+service_fail() {
+	local name=$1 script=$2 pathpre=${3:-}
+	cat >"$W/$name-fail.sh" <<RUN
+set -u
+export PATH=$pathpre\$PATH
+export DAEMON=$CPUD PIDFILE=$W/$name-fail.pid LOGFILE=$W/$name-fail.log CPUD_STATE_DIR=$W/state-$name
+export CPUD_ARGS="-sp $(free_port) -addr 127.0.0.1 -pk $W/no-such-keys -hk $W/host_ed25519"
+rc=0
+sh "$script" start 2>&1 || rc=\$?
+echo "rc=\$rc"
+RUN
+	timeout 60 unshare --mount --pid --fork --mount-proc bash "$W/$name-fail.sh" 2>&1 | tr '\n' ' '
+}
+
 if command -v start-stop-daemon >/dev/null; then
+	got=$(service_fail sysvinit "$P/sysvinit/cpud")
+	[[ $got == *"cpud exited at once: "*"no-such-keys: No such file or directory"*"rc=1 " ]] &&
+		pass "sysvinit script: a cpud that exits at once (bad -pk) is reported, with its reason" ||
+		fail "sysvinit bad -pk: $got"
 	got=$(service_run sysvinit "$P/sysvinit/cpud")
 	[ "$got" = "started running status-ok login-ok stopped gone status-stopped " ] &&
 		pass "sysvinit script: start, status, a login, stop" || fail "sysvinit: $got $(cat "$W/sysvinit-run.err")"
@@ -89,6 +109,10 @@ BB=$(command -v busybox || true)
 if [ -n "$BB" ] && "$BB" start-stop-daemon --help >/dev/null 2>&1; then
 	mkdir -p "$W/bb"
 	ln -sf "$BB" "$W/bb/start-stop-daemon"
+	got=$(service_fail buildroot "$P/buildroot/S50cpud" "$W/bb:")
+	[[ $got == "Starting cpud: FAIL (cpud exited at once"*"rc=1 " ]] &&
+		pass "buildroot script: a cpud that exits at once (bad -pk) says FAIL" ||
+		fail "buildroot bad -pk: $got"
 	got=$(service_run buildroot "$P/buildroot/S50cpud" "$W/bb:")
 	[ "$got" = "started running login-ok stopped gone " ] &&
 		pass "buildroot script (busybox start-stop-daemon): start, a login, stop" ||

@@ -50,6 +50,10 @@ fn main() -> ExitCode {
             print!("{}", goflags::usage(SYNOPSIS, FLAGS));
             ExitCode::SUCCESS
         }
+        Err(Failure::Usage(FlagError::Version)) => {
+            print!("{}", goflags::version(SYNOPSIS));
+            ExitCode::SUCCESS
+        }
         Err(Failure::Usage(e)) => {
             eprintln!("cpu9p: {e}");
             eprint!("{}", goflags::usage(SYNOPSIS, FLAGS));

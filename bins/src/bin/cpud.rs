@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         CpudMode::Daemon(d) => match cpud_main::run(&d, |_| Ok(Extension::default())) {
             Ok(()) => ExitCode::SUCCESS,
             Err(msg) => {
-                eprintln!("cpud: {msg}");
+                cpu_bins::oplog::always(format_args!("{msg}"));
                 ExitCode::from(1)
             }
         },

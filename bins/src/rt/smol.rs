@@ -24,6 +24,7 @@ use runtime_std::p9server::ServeConfig;
 use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
 use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
 use crate::dbg9p::Tap;
+use crate::keyopts::KeyOptions;
 use crate::net::{Listener, Stream};
 
 pub use runtime_smol::p9client::{MuxClient, Pending};
@@ -49,7 +50,8 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
 }
 
 async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) {
-    let conn = match SshConnection::server(stream, d.server_config()) {
+    let (config, grant) = d.server_config(&peer);
+    let conn = match SshConnection::server(stream, config) {
         Ok(c) => c,
         Err(e) => {
             d.log(format_args!("{peer}: {e}"));
@@ -65,21 +67,30 @@ async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) 
                 (f, bound)
             })
         };
-        if let Some((ch, user, guard)) = d.dispatch(&conn, inc, &peer, &mut forwards, forward) {
+        if let Some((ch, user, guard)) =
+            d.dispatch(&conn, inc, &peer, &grant, &mut forwards, forward)
+        {
             let d = d.clone();
-            smol::spawn(session_child(d, ch, user, guard)).detach();
+            let key = grant.options();
+            smol::spawn(session_child(d, ch, user, key, guard)).detach();
         }
     }
     d.log(format_args!("{peer}: gone"));
 }
 
 /// Runs one session as the daemon's session child.
-async fn session_child(d: Arc<Daemon>, ch: Channel, user: String, _guard: SessionGuard) {
+async fn session_child(
+    d: Arc<Daemon>,
+    ch: Channel,
+    user: String,
+    key: KeyOptions,
+    _guard: SessionGuard,
+) {
     let check = |s: &session::SessionSetup| d.start_check(s, &user);
-    let Some(setup) = session::read_setup(&ch, &check).await else {
+    let Some(setup) = session::read_setup_with(&ch, d.session_setup(&key), &check).await else {
         return;
     };
-    match d.session_command(&setup, &user) {
+    match d.session_command(&setup, &user, &key) {
         Ok(cmd) => {
             let status = session::run(&ch, cmd, setup.pty).await;
             d.session_ended(&user, status);

@@ -17,6 +17,7 @@ use runtime_std::ssh::{
 use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
 use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
 use crate::dbg9p::Tap;
+use crate::keyopts::KeyOptions;
 use crate::net::{Listener, Stream};
 
 pub use runtime_std::p9client::{MuxClient, Pending};
@@ -37,7 +38,8 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
 }
 
 fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
-    let conn = match SshConnection::server(stream, d.server_config()) {
+    let (config, grant) = d.server_config(peer);
+    let conn = match SshConnection::server(stream, config) {
         Ok(c) => c,
         Err(e) => {
             d.log(format_args!("{peer}: {e}"));
@@ -53,21 +55,24 @@ fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
                 (f, bound)
             })
         };
-        if let Some((ch, user, guard)) = d.dispatch(&conn, inc, peer, &mut forwards, forward) {
+        if let Some((ch, user, guard)) =
+            d.dispatch(&conn, inc, peer, &grant, &mut forwards, forward)
+        {
             let d = d.clone();
-            thread::spawn(move || session_child(&d, &ch, &user, guard));
+            let key = grant.options();
+            thread::spawn(move || session_child(&d, &ch, &user, &key, guard));
         }
     }
     d.log(format_args!("{peer}: gone"));
 }
 
 /// Runs one session as the daemon's session child.
-fn session_child(d: &Daemon, ch: &Channel, user: &str, _guard: SessionGuard) {
+fn session_child(d: &Daemon, ch: &Channel, user: &str, key: &KeyOptions, _guard: SessionGuard) {
     let check = |s: &session::SessionSetup| d.start_check(s, user);
-    let Some(setup) = session::read_setup(ch, &check) else {
+    let Some(setup) = session::read_setup_with(ch, d.session_setup(key), &check) else {
         return;
     };
-    match d.session_command(&setup, user) {
+    match d.session_command(&setup, user, key) {
         Ok(cmd) => {
             let status = session::run(ch, cmd, setup.pty);
             d.session_ended(user, status);

@@ -47,6 +47,11 @@ pub trait AuthPolicy {
     fn allow_none(&mut self, _user: &str) -> bool {
         false
     }
+
+    /// Told once, when a request succeeded and USERAUTH_SUCCESS is about
+    /// to be sent, with its proof (a query's [`AuthPolicy::allow_key`]
+    /// authenticates nothing, so this is where a login is logged).
+    fn logged_in(&mut self, _token: &Authenticated) {}
 }
 
 /// How the server side behaves.
@@ -300,6 +305,7 @@ impl ServerAuth {
         self.send_banner();
         match answer {
             Answer::Success(token) => {
+                policy.logged_in(&token);
                 self.out.push_back(alloc::vec![msg::USERAUTH_SUCCESS]);
                 self.events
                     .push_back(ServerAuthEvent::Authenticated(token.clone()));

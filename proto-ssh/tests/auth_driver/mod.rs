@@ -7,8 +7,8 @@
 #![allow(dead_code, unreachable_pub)]
 
 use proto_ssh::auth::{
-    publickey_signed_data, AuthError, AuthPolicy, ClientAuth, ClientAuthEvent, ServerAuth,
-    ServerAuthConfig, ServerAuthEvent,
+    publickey_signed_data, AuthError, AuthPolicy, Authenticated, ClientAuth, ClientAuthEvent,
+    ServerAuth, ServerAuthConfig, ServerAuthEvent,
 };
 use proto_ssh::msg;
 use proto_ssh::sig::{self, SigAlg};
@@ -46,8 +46,18 @@ pub fn public(k: &PrivateKey) -> KeyData {
 /// One question put to the policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Key { user: String, key: KeyData },
-    None { user: String },
+    Key {
+        user: String,
+        key: KeyData,
+    },
+    None {
+        user: String,
+    },
+    /// `logged_in`: the token's user and key.
+    LoggedIn {
+        user: String,
+        key: Option<KeyData>,
+    },
 }
 
 /// A policy that accepts the listed (user, key) pairs and `none` when
@@ -74,7 +84,7 @@ impl RecordingPolicy {
             .iter()
             .filter_map(|c| match c {
                 Call::Key { key, .. } => Some(key.clone()),
-                Call::None { .. } => None,
+                Call::None { .. } | Call::LoggedIn { .. } => None,
             })
             .collect()
     }
@@ -94,6 +104,13 @@ impl AuthPolicy for RecordingPolicy {
             user: user.to_string(),
         });
         self.allow_none
+    }
+
+    fn logged_in(&mut self, token: &Authenticated) {
+        self.calls.push(Call::LoggedIn {
+            user: token.user().to_string(),
+            key: token.key().cloned(),
+        });
     }
 }
 

@@ -23,7 +23,15 @@ use super::{copy, Channel};
 /// session; `None` if the channel closed first, or if `check` refused
 /// the start (the channel is then ended, as [`StartCheck`] says).
 pub async fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
-    let mut setup = SessionSetup::default();
+    read_setup_with(ch, SessionSetup::default(), check).await
+}
+
+/// As [`read_setup`], from `setup` (its `no_pty`).
+pub async fn read_setup_with(
+    ch: &Channel,
+    mut setup: SessionSetup,
+    check: StartCheck<'_>,
+) -> Option<SessionSetup> {
     loop {
         let (req, want_reply) = ch.next_request().await?;
         let (ok, start) = setup.apply(req);

@@ -24,6 +24,29 @@ pub enum ExitStatus {
     },
 }
 
+/// `exit status 3`, `signal TERM (core dumped): message`, for logs.
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit status {c}"),
+            Self::Signal {
+                name,
+                core_dumped,
+                message,
+            } => {
+                write!(f, "signal {name}")?;
+                if *core_dumped {
+                    f.write_str(" (core dumped)")?;
+                }
+                if !message.is_empty() {
+                    write!(f, ": {message:?}")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl ExitStatus {
     /// The status as a process exit code: the code itself (0–255), or
     /// 128 plus the signal number, as shells report it.

@@ -30,6 +30,9 @@ pub struct SessionSetup {
     pub command: Option<Vec<u8>>,
     /// `subsystem`'s name.
     pub subsystem: Option<String>,
+    /// Set before the requests come (authorized_keys `no-pty`): pty-req
+    /// is refused.
+    pub no_pty: bool,
 }
 
 impl SessionSetup {
@@ -50,7 +53,7 @@ impl SessionSetup {
                 width_px,
                 height_px,
                 ..
-            } => {
+            } if !self.no_pty => {
                 let size = WinSize::from_ssh(cols, rows, width_px, height_px);
                 self.pty = Some((term, size));
                 (true, false)
@@ -101,7 +104,15 @@ pub fn no_subsystems(setup: &SessionSetup) -> Option<String> {
 /// session; `None` if the channel closed first, or if `check` refused
 /// the start (the channel is then ended).
 pub fn read_setup(ch: &Channel, check: StartCheck<'_>) -> Option<SessionSetup> {
-    let mut setup = SessionSetup::default();
+    read_setup_with(ch, SessionSetup::default(), check)
+}
+
+/// As [`read_setup`], from `setup` (its `no_pty`).
+pub fn read_setup_with(
+    ch: &Channel,
+    mut setup: SessionSetup,
+    check: StartCheck<'_>,
+) -> Option<SessionSetup> {
     loop {
         let (req, want_reply) = ch.next_request()?;
         let (ok, start) = setup.apply(req);
