@@ -30,12 +30,14 @@ H=$W/home
 mkdir -p "$H/.ssh"
 chmod 700 "$H/.ssh"
 cpu() { HOME=$H timeout -k 5 60 "$CPU" -9p=false -hostkeycheck=false "$@"; }
-# runs NAME RC LINE CMD...: CMD exits RC and says exactly LINE on stderr.
+# runs NAME RC LINE CMD...: CMD exits RC and says exactly LINE on stderr
+# (after cpud's UTC timestamp, when there is one).
 runs() {
 	local name=$1 want_rc=$2 want=$3 rc=0
 	shift 3
 	"$@" >"$W/out" 2>"$W/err" </dev/null || rc=$?
-	if [ "$rc" = "$want_rc" ] && [ "$(cat "$W/err")" = "$want" ]; then
+	if [ "$rc" = "$want_rc" ] &&
+		[ "$(sed -E 's/^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z //' "$W/err")" = "$want" ]; then
 		pass "$name ($rc)"
 	else
 		fail "$name: got $rc: $(cat "$W/err")"
