@@ -50,6 +50,9 @@
 #   cpu-cwd    tests/scripts/cpu-cwd.sh       (cpu -> cpud on loopback, FUSE path: the
 #              command starts in the client's cwd under /home, /tmp, /tmp
 #              itself, /, through a symlink; files land locally; -9p=false)
+#   cpu-messages tests/scripts/cpu-messages.sh (cpu/cpud's one-line messages and exit
+#              codes: public/old PEM/P-384/too-open keys, sshd and dropbear
+#              refused as not cpud, disconnect reasons, cpu -d's keys)
 #   dnssd      tests/scripts/dnssd.sh         (decpu -> decpud with DNS-SD across two
 #              network namespaces it makes and removes: requirements, sorts,
 #              the least-loaded default, tenants, avahi-browse, withdrawal)
@@ -87,7 +90,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpud-auth ssh-clients cpu-local cpu-config cpu-cwd cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpud-auth ssh-clients cpu-local cpu-config cpu-cwd cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -280,6 +283,9 @@ if [ "$FAILED" = 0 ]; then
 		fi
 		if wanted cpu-cwd && ssh_interop_on; then
 			step "cpu-cwd$sfx" 120 tests/scripts/cpu-cwd.sh
+		fi
+		if wanted cpu-messages && ssh_interop_on; then
+			step "cpu-messages$sfx" 120 tests/scripts/cpu-messages.sh
 		fi
 		if wanted cpu-many; then
 			step "cpu-many$sfx" 600 tests/scripts/cpu-many.sh

@@ -88,11 +88,19 @@ pub struct Options {
     /// What the host key check has to say (a key learned, a key changed),
     /// printed once the login is over.
     pub messages: Arc<Mutex<Vec<String>>>,
+    /// The software of a plain SSH server refused before the login
+    /// (see `crate::server_software`).
+    pub not_cpud: Arc<Mutex<Option<String>>>,
     /// Bounds the connect, and separately the login (ConnectTimeout).
     pub connect_timeout: Duration,
     /// Keepalive probes (ServerAliveInterval, ServerAliveCountMax).
     pub keepalive: Option<Keepalive>,
 }
+
+/// The longest command string an exec request carries: a packet of
+/// `PACKET_MAX_SIZE` (OpenSSH's and Go's limit as well) less the
+/// request's own fields, the padding and room to spare.
+pub const MAX_COMMAND: usize = proto_ssh::packet::PACKET_MAX_SIZE as usize - 128;
 
 /// The connect and login time-out without ssh_config's ConnectTimeout.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -211,6 +219,7 @@ pub struct Plan {
     cmd: Vec<String>,
     stdin_tty: bool,
     messages: Arc<Mutex<Vec<String>>>,
+    not_cpud: Arc<Mutex<Option<String>>>,
 }
 
 impl Plan {
@@ -240,6 +249,18 @@ impl Plan {
         if cmd.is_empty() {
             cmd.push(std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into()));
         }
+        // Said before connecting: sent, it would end the connection (our
+        // packet limit, or the server's, as OpenSSH's and Go's).
+        let len = quote::remote_command(Some(u16::MAX), &cmd).len();
+        if len > MAX_COMMAND {
+            return Err(Failure::new(
+                exit::USAGE,
+                format!(
+                    "the command is {len} bytes once quoted, more than one SSH request \
+                     carries ({MAX_COMMAND}); pass long lists on stdin or in a file"
+                ),
+            ));
+        }
         Ok(Self {
             debug: o.debug,
             dbg9p: o.dbg9p,
@@ -250,6 +271,7 @@ impl Plan {
             cmd,
             stdin_tty: tty::is_tty(io::stdin().as_fd()),
             messages: o.messages,
+            not_cpud: o.not_cpud,
         })
     }
 
@@ -259,6 +281,20 @@ impl Plan {
             for line in m.drain(..) {
                 eprintln!("{line}");
             }
+        }
+        let refused = self
+            .not_cpud
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(software) = refused {
+            return Err(Failure::new(
+                exit::SSH,
+                format!(
+                    "{} is not running cpud but {software} (use -ssh for plain ssh)",
+                    self.target
+                ),
+            ));
         }
         let conn = login.map_err(|e| {
             if e.kind() == io::ErrorKind::TimedOut {

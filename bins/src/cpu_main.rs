@@ -10,6 +10,7 @@ use crate::debug;
 use crate::keys::{self, KeyError, KeyFile};
 use crate::known_hosts::{self, PinnedHostKey, TofuCheck};
 use crate::net::{Net, Target};
+use crate::server_software::CpudOnly;
 use crate::{agent, namespace, passphrase, ssh_config};
 use proto_ssh::connection::Keepalive;
 use proto_ssh::sig::Signer;
@@ -108,7 +109,18 @@ pub fn options(a: &CpuArgs) -> Result<Options, Failure> {
     } else {
         Box::new(AcceptAnyHostKey)
     };
+    // -ssh is for any SSH server; without it, a plain one is refused.
+    let not_cpud = Arc::new(Mutex::new(None));
+    let host_key_check: Box<dyn proto_ssh::transport::HostKeyCheck + Send> = if a.ssh {
+        host_key_check
+    } else {
+        Box::new(CpudOnly {
+            inner: host_key_check,
+            seen: not_cpud.clone(),
+        })
+    };
     Ok(Options {
+        not_cpud,
         target,
         user,
         keys,
@@ -155,8 +167,8 @@ fn keys(
     for source in keys::order(agent, files, resolved.identities_only) {
         match source {
             keys::Source::Agent(k) => {
-                debug!(debug(a), "agent key {}", k.comment);
-                out.push(Box::new(k));
+                let source = format!("agent key {}", k.comment);
+                out.push(traced(debug(a), Box::new(k), &source));
             }
             keys::Source::File(f) => {
                 let unlocked = if f.key.is_encrypted() {
@@ -171,8 +183,8 @@ fn keys(
                 };
                 match unlocked {
                     Ok(k) => {
-                        debug!(debug(a), "key file {}", f.path.display());
-                        out.push(Box::new(k));
+                        let source = format!("key file {}", f.path.display());
+                        out.push(traced(debug(a), Box::new(k), &source));
                     }
                     Err(KeyError::Interrupted) => {
                         return Err(Failure {
@@ -201,6 +213,15 @@ fn keys(
     Ok(out)
 }
 
+/// With -d, `key` says when it is offered and when it is accepted.
+fn traced(debug: bool, key: Box<dyn Signer + Send>, source: &str) -> Box<dyn Signer + Send> {
+    if debug {
+        Box::new(keys::Traced::new(key, source))
+    } else {
+        key
+    }
+}
+
 /// The agent's keys, if `SSH_AUTH_SOCK` names one that answers; as
 /// OpenSSH, an agent that cannot be reached is no error.
 fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
@@ -219,21 +240,31 @@ fn agent_keys(debug: bool) -> Vec<agent::AgentKey> {
 
 /// The `-key` file, else ssh_config's IdentityFile entries that exist,
 /// else the usual keys of ~/.ssh that exist; none of them unlocked yet.
+/// A `-key` that cannot be used ends cpu; of the others, one that others
+/// may read or of a type we cannot sign with is left out with a line
+/// (as ssh does), and so is a default key that cannot be read.
 fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Failure> {
-    let load = |path: PathBuf| match keys::read(&path) {
-        Ok(key) => Ok(KeyFile { path, key }),
-        Err(e) => Err(usage(format!("key {}: {e}", path.display()))),
-    };
+    let failed = |path: &Path, e: &KeyError| usage(format!("key {}: {e}", path.display()));
     if !a.key.is_empty() {
-        return Ok(vec![load(expand_home(&a.key))?]);
+        let path = expand_home(&a.key);
+        return match keys::read(&path) {
+            Ok(key) => Ok(vec![KeyFile { path, key }]),
+            Err(e) => Err(failed(&path, &e)),
+        };
     }
     let mut files = Vec::new();
     for f in identity_files {
         let path = expand_home(f);
-        if path.exists() {
-            files.push(load(path)?);
-        } else {
+        if !path.exists() {
             debug!(debug(a), "IdentityFile {} does not exist", path.display());
+            continue;
+        }
+        match keys::read(&path) {
+            Ok(key) => files.push(KeyFile { path, key }),
+            Err(e @ (KeyError::TooOpen(..) | KeyError::Unsupported(_))) => {
+                eprintln!("cpu: key {}: {e}", path.display());
+            }
+            Err(e) => return Err(failed(&path, &e)),
         }
     }
     if !files.is_empty() {
@@ -242,11 +273,15 @@ fn key_files(a: &CpuArgs, identity_files: &[String]) -> Result<Vec<KeyFile>, Fai
     if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
         for name in ["id_ed25519", "id_ecdsa", "id_rsa", "cpu_rsa", "identity"] {
             let path = home.join(".ssh").join(name);
-            if path.exists() {
-                match load(path.clone()) {
-                    Ok(f) => files.push(f),
-                    Err(f) => debug!(debug(a), "skipping {}: {}", path.display(), f.message),
+            if !path.exists() {
+                continue;
+            }
+            match keys::read(&path) {
+                Ok(key) => files.push(KeyFile { path, key }),
+                Err(e @ (KeyError::TooOpen(..) | KeyError::Unsupported(_))) => {
+                    eprintln!("cpu: key {}: {e}", path.display());
                 }
+                Err(e) => debug!(debug(a), "skipping {}: {e}", path.display()),
             }
         }
     }

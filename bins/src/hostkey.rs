@@ -23,10 +23,11 @@ pub fn default_path() -> PathBuf {
     dir.join("ssh_host_ed25519_key")
 }
 
-/// Reads the key at `path`.
+/// Reads the key at `path`; a public key, an old PEM key or a type we
+/// cannot sign with is said as such (see [`crate::keys::parse`]).
 pub fn load(path: &Path) -> Result<PrivateKey, String> {
     let text = fs::read_to_string(path).map_err(|e| format!("host key {}: {e}", path.display()))?;
-    PrivateKey::from_openssh(text).map_err(|e| format!("host key {}: {e}", path.display()))
+    crate::keys::parse(path, &text).map_err(|e| format!("host key {}: {e}", path.display()))
 }
 
 /// Reads the key at `path`, or makes one there (mode 0600, in a 0700
@@ -91,5 +92,20 @@ mod tests {
         fs::write(&path, "not a key").unwrap();
         let err = load_or_create(&path).unwrap_err();
         assert!(err.contains("host key"), "{err}");
+    }
+
+    #[test]
+    fn a_public_key_is_said_to_be_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        let (key, _) = load_or_create(&path).unwrap();
+        let public = dir.path().join("key.pub");
+        fs::write(&public, key.public_key().to_openssh().unwrap()).unwrap();
+        let err = load(&public).unwrap_err();
+        let want = format!(
+            "this is a public key; give the private key ({})",
+            path.display()
+        );
+        assert!(err.ends_with(&want), "{err}");
     }
 }

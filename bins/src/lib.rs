@@ -32,6 +32,7 @@ pub mod plain;
 pub mod quote;
 pub mod remote;
 pub mod rt;
+pub mod server_software;
 pub mod shadow;
 pub mod ssh_config;
 pub mod tty;

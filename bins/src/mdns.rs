@@ -270,30 +270,93 @@ impl Publisher {
     }
 }
 
-/// Browses `name` (e.g. `_ncpu._tcp.local.`) for `wait`, and returns the
-/// instances resolved and not withdrawn by then, in the order they were
-/// first resolved. `log` hears of each event (decpu -d).
+/// The shortest browse. An mDNS responder multicasts a record at most
+/// once a second (RFC 6762 §6; mdns-sd holds to it) and leaves it out of
+/// its answers meanwhile, and decpud announces its TXT update at every
+/// session start and end twice, 1.1 s apart. A browse begun within that
+/// time gets no answer to its first query, but it hears the second
+/// announcement, or (begun after it) the answer to its second query,
+/// which mdns-sd sends 1 s after the first: both within 1.1 s and the
+/// answer delay (20-120 ms).
+pub const MIN_BROWSE: Duration = Duration::from_millis(1300);
+
+/// How long each further browse for an incomplete record lasts, and how
+/// many there may be: longer than a rate-limit second and the answer
+/// delay, so that our own last answer never holds back the next one.
+pub const RETRY: Duration = Duration::from_millis(1250);
+/// See [`RETRY`].
+pub const RETRIES: usize = 2;
+
+/// Browses `name` (e.g. `_ncpu._tcp.local.`) for `wait`, at least
+/// [`MIN_BROWSE`], and returns the instances resolved and not withdrawn
+/// by then, in the order they were first resolved. `log` hears of each
+/// event (decpu -d).
+///
+/// While a record is not complete yet (no address to dial, or no TXT
+/// record), it browses again, [`RETRIES`] times at most, each for
+/// [`RETRY`] with a new mDNS cache. Within one browse, waiting longer
+/// does not help: mdns-sd counts a record without its TXT as resolved,
+/// and its next queries name the PTR record as known, so the responder
+/// stays silent and the TXT never comes. It is missing when the responder
+/// multicast it less than a second before (a TXT update right after a
+/// session), which is when answers leave it out.
 pub fn browse(
     name: &str,
     wait: Duration,
     mut log: impl FnMut(&str),
 ) -> Result<Vec<Entry>, MdnsError> {
+    let (mut found, _) = browse_once(name, wait.max(MIN_BROWSE), &mut log)?;
+    let incomplete = |e: &Entry| dnssd::pick_addr(&e.addrs).is_none() || e.txt.is_empty();
+    for _ in 0..RETRIES {
+        if !found.iter().any(incomplete) {
+            break;
+        }
+        log("browsing again, with a new cache: a record is not complete yet");
+        let (again, removed) = browse_once(name, RETRY, &mut log)?;
+        found.retain(|f| !removed.contains(&f.fullname));
+        for e in again {
+            match found.iter_mut().find(|f| f.fullname == e.fullname) {
+                Some(f) => merge(f, e),
+                None => found.push(e),
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Takes a newer resolution `e` of the record `f`: the addresses seen add
+/// up (a re-announced record can resolve with only some of them, a
+/// link-local IPv6 one before the IPv4 one), and an empty TXT (not come
+/// yet) does not replace one that came.
+fn merge(f: &mut Entry, mut e: Entry) {
+    for a in std::mem::take(&mut f.addrs) {
+        if !e.addrs.contains(&a) {
+            e.addrs.push(a);
+        }
+    }
+    if e.txt.is_empty() {
+        e.txt = std::mem::take(&mut f.txt);
+    }
+    *f = e;
+}
+
+/// One browse of `name` for `wait` with a new daemon (and so an empty
+/// cache): the records resolved and not withdrawn, and the names
+/// withdrawn.
+fn browse_once(
+    name: &str,
+    wait: Duration,
+    log: &mut impl FnMut(&str),
+) -> Result<(Vec<Entry>, Vec<String>), MdnsError> {
     let daemon = ServiceDaemon::new().map_err(daemon_err)?;
     let rx = daemon.browse(name).map_err(daemon_err)?;
-    let mut deadline = Instant::now() + wait;
-    let mut extended = false;
+    let deadline = Instant::now() + wait;
     let mut found: Vec<Entry> = Vec::new();
+    let mut removed = Vec::new();
     // Bounded by the deadline: each wait is at most the time left.
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            // A record seen without an address to dial yet (its A record
-            // still on the way): once, wait as long again for it.
-            if !extended && found.iter().any(|e| dnssd::pick_addr(&e.addrs).is_none()) {
-                extended = true;
-                deadline = Instant::now() + wait;
-                continue;
-            }
             break;
         }
         let ev = match rx.recv_timeout(left) {
@@ -303,7 +366,7 @@ pub fn browse(
         };
         match ev {
             ServiceEvent::ServiceResolved(r) => {
-                let mut e = Entry {
+                let e = Entry {
                     fullname: r.get_fullname().to_string(),
                     host: r.get_hostname().to_string(),
                     addrs: r.get_addresses().iter().map(|a| a.to_ip_addr()).collect(),
@@ -318,25 +381,16 @@ pub fn browse(
                     "resolved {} at {}:{} {:?} {:?}",
                     e.fullname, e.host, e.port, e.addrs, e.txt
                 ));
+                removed.retain(|n| *n != e.fullname);
                 match found.iter_mut().find(|f| f.fullname == e.fullname) {
-                    Some(f) => {
-                        // A re-announced record (a TXT update) can resolve
-                        // with only some of its addresses (a link-local
-                        // IPv6 one before the IPv4 one): within one browse
-                        // the addresses seen add up.
-                        for a in std::mem::take(&mut f.addrs) {
-                            if !e.addrs.contains(&a) {
-                                e.addrs.push(a);
-                            }
-                        }
-                        *f = e;
-                    }
+                    Some(f) => merge(f, e),
                     None => found.push(e),
                 }
             }
             ServiceEvent::ServiceRemoved(_, fullname) => {
                 log(&format!("removed {fullname}"));
                 found.retain(|f| f.fullname != fullname);
+                removed.push(fullname);
             }
             _ => {}
         }
@@ -345,5 +399,81 @@ pub fn browse(
     if let Ok(rx) = daemon.shutdown() {
         let _ = rx.recv_timeout(STOP_WAIT);
     }
-    Ok(found)
+    Ok((found, removed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    fn entry(addrs: &[&str], txt: &[(&str, &str)]) -> Entry {
+        Entry {
+            fullname: "board-cpud._ncpu._tcp.local.".into(),
+            host: "board.local.".into(),
+            addrs: addrs.iter().filter_map(|a| a.parse().ok()).collect(),
+            port: 17010,
+            txt: txt
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_later_resolution_adds_addresses_and_keeps_a_txt_that_came() {
+        let mut f = entry(&["fe80::1"], &[("tenants", "1")]);
+        merge(&mut f, entry(&["10.0.0.1"], &[]));
+        assert_eq!(f.addrs, entry(&["10.0.0.1", "fe80::1"], &[]).addrs);
+        assert_eq!(f.txt, entry(&[], &[("tenants", "1")]).txt);
+        // A TXT that comes replaces the older one.
+        merge(&mut f, entry(&["10.0.0.1"], &[("tenants", "0")]));
+        assert_eq!(f.txt, entry(&[], &[("tenants", "0")]).txt);
+        assert_eq!(f.addrs.len(), 2);
+    }
+
+    proptest! {
+        /// Whatever the resolutions of one record and their order, the
+        /// merged one has every address seen, once, and the TXT of the
+        /// last resolution that had one (none only if none had).
+        #[test]
+        fn resolutions_merge_into_every_address_and_the_last_txt(
+            seen in prop::collection::vec(
+                // mdns-sd gives each resolution's addresses as a set.
+                (prop::collection::btree_set(0u8..6, 0..4), prop::option::of(0u8..4)),
+                1..8,
+            )
+        ) {
+            let resolution = |(addrs, txt): &(std::collections::BTreeSet<u8>, Option<u8>)| Entry {
+                fullname: "n._ncpu._tcp.local.".into(),
+                host: "n.local.".into(),
+                addrs: addrs.iter().map(|a| IpAddr::from([10, 0, 0, *a])).collect(),
+                port: 1,
+                txt: txt.iter().map(|t| ("tenants".to_string(), t.to_string())).collect(),
+            };
+            let mut f = resolution(&seen[0]);
+            for s in &seen[1..] {
+                merge(&mut f, resolution(s));
+            }
+            let mut want: Vec<u8> = seen.iter().flat_map(|(a, _)| a.iter().copied()).collect();
+            want.sort_unstable();
+            want.dedup();
+            let mut got: Vec<u8> = f
+                .addrs
+                .iter()
+                .map(|a| match a {
+                    IpAddr::V4(v4) => v4.octets()[3],
+                    IpAddr::V6(_) => u8::MAX,
+                })
+                .collect();
+            got.sort_unstable();
+            let unique = got.len();
+            got.dedup();
+            prop_assert_eq!(unique, got.len());
+            prop_assert_eq!(got, want);
+            let last_txt = seen.iter().rev().find_map(|(_, t)| *t);
+            prop_assert_eq!(f.txt.get("tenants").cloned(), last_txt.map(|t| t.to_string()));
+        }
+    }
 }

@@ -70,6 +70,15 @@ pub trait HostKeyCheck {
     /// connection, at the first exchange, after the key proved itself by
     /// signing the exchange hash.
     fn check(&mut self, key: &KeyData) -> bool;
+
+    /// Whether to go on with a server whose identification names
+    /// `software_version` (e.g. `OpenSSH_9.2p1`). Called once, as soon as
+    /// it arrives, before the key exchange: a client that serves only one
+    /// kind of server can refuse the others before offering any key.
+    fn check_software(&mut self, software_version: &[u8]) -> bool {
+        let _ = software_version;
+        true
+    }
 }
 
 /// Accepts any host key. For tests and for callers that check the key
@@ -126,6 +135,8 @@ pub enum TransportError {
         /// Its description, invalid UTF-8 replaced.
         description: String,
     },
+    /// The client's check refused the server's software version.
+    SoftwareRefused,
     /// The connection was closed earlier.
     Closed,
 }
@@ -140,6 +151,7 @@ impl TransportError {
                 DisconnectReason::KeyExchangeFailed
             }
             Self::HostKey(_) | Self::HostKeyRejected => DisconnectReason::HostKeyNotVerifiable,
+            Self::SoftwareRefused => DisconnectReason::ByApplication,
             _ => DisconnectReason::ProtocolError,
         }
     }
@@ -162,6 +174,7 @@ impl fmt::Display for TransportError {
                 reason,
                 description,
             } => write!(f, "peer disconnected (reason {reason}): {description}"),
+            Self::SoftwareRefused => f.write_str("server software refused"),
             Self::Closed => f.write_str("connection closed"),
         }
     }
@@ -501,6 +514,13 @@ impl Transport {
                     identification,
                     consumed,
                 } => {
+                    if self.role == Role::Client
+                        && !self
+                            .host_key_check
+                            .check_software(identification.software_version())
+                    {
+                        return Err(TransportError::SoftwareRefused);
+                    }
                     self.peer_id = Some(identification);
                     at = consumed;
                 }

@@ -263,6 +263,47 @@ fn refused_host_key_ends_both_sides() {
     assert!(!p.server.is_authenticated());
 }
 
+/// Refuses servers whose software is not `cpu_rs`, and notes what it saw.
+struct OnlyOurs(std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+
+impl proto_ssh::transport::HostKeyCheck for OnlyOurs {
+    fn check(&mut self, _key: &ssh_key::public::KeyData) -> bool {
+        true
+    }
+    fn check_software(&mut self, software_version: &[u8]) -> bool {
+        if let Ok(mut seen) = self.0.lock() {
+            seen.push(software_version.to_vec());
+        }
+        software_version.starts_with(b"cpu_rs")
+    }
+}
+
+#[test]
+fn the_server_software_is_checked_before_the_key_exchange() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut c = client("sig_ed25519");
+    c.host_key_check = Box::new(OnlyOurs(seen.clone()));
+    let p = logged_in(c, server("sig_ed25519"));
+    assert!(p.client.is_authenticated());
+    assert_eq!(*seen.lock().unwrap(), [b"cpu_rs_0.1".to_vec()]);
+
+    seen.lock().unwrap().clear();
+    let mut c = client("sig_ed25519");
+    c.host_key_check = Box::new(OnlyOurs(seen.clone()));
+    let mut s = server("sig_ed25519");
+    s.common.software_version = "OpenSSH_9.2p1".into();
+    let mut p = Pair::new(c, s, 5).unwrap();
+    p.drive(20);
+    assert_eq!(*seen.lock().unwrap(), [b"OpenSSH_9.2p1".to_vec()]);
+    assert_eq!(
+        p.client_error,
+        Some(Error::Transport(TransportError::SoftwareRefused))
+    );
+    // No key exchange, so no key was offered.
+    assert!(kex_done(&p.server_events).is_empty());
+    assert!(!p.server.is_authenticated());
+}
+
 #[test]
 fn pq_only_server_refuses_classical_client() {
     let mut c = client("sig_ed25519");

@@ -70,7 +70,8 @@ fn find(a: &DecpuArgs, q: &Query) -> Result<Vec<(Entry, String)>, Failure> {
     let debug = a.cpu.d;
     let name = q.browse_name();
     if debug {
-        eprintln!("decpu: browsing {name} for {:?}", a.ds_timeout);
+        let secs = a.ds_timeout.max(mdns::MIN_BROWSE).as_secs_f64();
+        eprintln!("decpu: browsing {name} for {secs}s");
     }
     let seen = mdns::browse(&name, a.ds_timeout, |m| {
         if debug {

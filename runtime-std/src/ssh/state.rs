@@ -237,7 +237,29 @@ impl<W: ChanWake> State<W> {
 
     /// The connection failed with `e`.
     pub fn failed(&mut self, e: &proto_ssh::connection::Error) {
-        self.error.get_or_insert_with(|| e.to_string());
+        use proto_ssh::connection::Error;
+        use proto_ssh::transport::TransportError;
+        use proto_ssh::version::Role;
+        let text = match e {
+            // The peer's own words, as the user's one line: who ended it
+            // and why, without codes or terminal controls.
+            Error::Transport(TransportError::PeerDisconnected { description, .. }) => {
+                let who = match self.conn.role() {
+                    Role::Client => "the server",
+                    Role::Server => "the client",
+                };
+                let why: String = description
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                match why.trim() {
+                    "" => format!("{who} disconnected"),
+                    why => format!("{who} disconnected: {why}"),
+                }
+            }
+            e => e.to_string(),
+        };
+        self.error.get_or_insert(text);
         self.closed = true;
     }
 
@@ -458,15 +480,18 @@ impl<W: ChanWake> State<W> {
     }
 
     /// The answer to our oldest request on channel `id` that wanted one.
+    /// When the connection is over, its reason (a disconnect, say) is the
+    /// error rather than the channel's closing.
     pub fn try_reply(&mut self, id: ChannelId) -> Step<bool> {
+        let gone = |st: &Self| st.closed_error().unwrap_or_else(channel_closed);
         let Some(c) = self.chans.get_mut(&id) else {
-            return Err(channel_closed());
+            return Err(gone(self));
         };
         if let Some(ok) = c.replies.pop_front() {
             return Ok(Some(ok));
         }
         if c.closed {
-            return Err(channel_closed());
+            return Err(gone(self));
         }
         Ok(None)
     }
