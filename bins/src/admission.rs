@@ -1,0 +1,225 @@
+//! The daemon's gate: [`crate::startups`]'s rules applied to live
+//! connections of either runtime (through [`Handle`]), the cuts they
+//! call for, and how accept failures are survived. The runtimes only
+//! call [`Gate::admit`], [`Gate::attach`], [`Gate::reap`] on a timer and
+//! [`Gate::accept_failed`].
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use runtime_std::ssh::state::Handle;
+
+use crate::oplog;
+use crate::startups::{Admission, Limits, Phase, Probe, Startups};
+
+/// A connection as the gate sees it, whatever its runtime.
+trait Watch: Send + Sync {
+    fn phase(&self) -> Phase;
+    fn cut(&self, why: &str);
+}
+
+impl<H: Handle + Send + Sync> Watch for H {
+    fn phase(&self) -> Phase {
+        let st = self.lock_state();
+        if st.finished() {
+            Phase::Closed
+        } else if st.conn.is_authenticated() {
+            Phase::In
+        } else if st.conn.session_id().is_some() {
+            Phase::Login
+        } else if st.conn.peer_identified() {
+            Phase::Kex
+        } else {
+            Phase::Fresh
+        }
+    }
+
+    fn cut(&self, why: &str) {
+        self.disconnect(why);
+    }
+}
+
+struct Watched {
+    conn: Arc<dyn Watch>,
+    peer: String,
+}
+
+impl Probe for Watched {
+    fn phase(&self) -> Phase {
+        self.conn.phase()
+    }
+}
+
+/// The unauthenticated connections of one daemon.
+pub struct Gate {
+    table: Mutex<Startups<Watched>>,
+    clock: Instant,
+    dice: Mutex<u64>,
+    /// An accept failure was logged and none succeeded since.
+    failing: AtomicBool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+/// A connection's place at the gate; leaving it (the connection is
+/// over) frees the place.
+pub struct Ticket {
+    gate: Arc<Gate>,
+    id: u64,
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticket").field("id", &self.id).finish()
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.gate.lock().remove(self.id);
+    }
+}
+
+/// How long the accept loop waits after a failed accept: the fds or
+/// memory it lacked may come back as connections end.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The longest the reaper sleeps (a connection attached meanwhile may
+/// have an earlier deadline): deadlines are kept to this much.
+const REAP_TICK: Duration = Duration::from_millis(500);
+
+impl Gate {
+    /// A gate with `limits`.
+    pub fn new(limits: Limits) -> Self {
+        let seed = rand_core::RngCore::next_u64(&mut rand_core::OsRng) | 1;
+        Self {
+            table: Mutex::new(Startups::new(limits)),
+            clock: Instant::now(),
+            dice: Mutex::new(seed),
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Startups<Watched>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Uniform enough in 0..100 for a drop decision (xorshift; the seed
+    /// is random, so a client cannot predict its luck).
+    fn roll(&self) -> u32 {
+        let mut s = self.dice.lock().unwrap_or_else(|p| p.into_inner());
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        (*s % 100) as u32
+    }
+
+    /// Judges a connection from `peer` just accepted: `None` to close it
+    /// at once. Connections it displaces are cut here.
+    pub fn admit(self: &Arc<Self>, peer: &str) -> Option<Ticket> {
+        self.failing.store(false, Ordering::Relaxed);
+        let roll = self.roll();
+        let now = self.clock.elapsed();
+        let judged = self.lock().admit(source(peer), now, roll);
+        match judged {
+            Admission::Admit { id, evicted } => {
+                for w in evicted {
+                    oplog::daemon(format_args!(
+                        "{}: evicted before login for {peer} (startups full)",
+                        w.peer
+                    ));
+                    w.conn.cut("too many connections before login");
+                }
+                Some(Ticket {
+                    gate: self.clone(),
+                    id,
+                })
+            }
+            Admission::Refuse(why) => {
+                oplog::daemon(format_args!("{peer}: dropped: {why}"));
+                None
+            }
+        }
+    }
+
+    /// Gives `ticket`'s place its connection, for the deadlines and
+    /// evictions to act on.
+    pub fn attach<H: Handle + Send + Sync + 'static>(&self, ticket: &Ticket, conn: &H, peer: &str) {
+        let w = Watched {
+            conn: Arc::new(conn.clone()),
+            peer: peer.to_owned(),
+        };
+        self.lock().attach(ticket.id, w);
+    }
+
+    /// Cuts the connections past their deadline; returns how long to
+    /// wait before the next call.
+    pub fn reap(&self) -> Duration {
+        let now = self.clock.elapsed();
+        let (gone, next) = self.lock().expired(now);
+        for (w, why) in gone {
+            oplog::auth(format_args!("{}: cut before login: {why}", w.peer));
+            w.conn.cut(why);
+        }
+        next.map_or(REAP_TICK, |at| at.saturating_sub(now).min(REAP_TICK))
+    }
+
+    /// An accept failed: logged once in a row of failures; returns how
+    /// long to wait before accepting again.
+    pub fn accept_failed(&self, e: &io::Error) -> Duration {
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            oplog::daemon(format_args!("accept: {e} (retrying)"));
+        }
+        ACCEPT_BACKOFF
+    }
+
+    /// A thread or task for `peer` could not start.
+    pub fn spawn_failed(&self, peer: &str, e: &io::Error) {
+        oplog::daemon(format_args!("{peer}: cannot start its thread: {e}"));
+    }
+}
+
+/// The address part of a peer's name (`1.2.3.4:5`, `[::1]:5`): the
+/// per-source cap's key.
+fn source(peer: &str) -> &str {
+    match peer.rsplit_once(':') {
+        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !host.is_empty() => {
+            host.trim_start_matches('[').trim_end_matches(']')
+        }
+        _ => peer,
+    }
+}
+
+/// Raises the soft fd limit to the hard one (sshd's trick is to need
+/// few; a cap on startups bounds us, the rest is for sessions).
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                oplog::daemon(format_args!("raising the fd limit to {hard}: {e}"));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => oplog::daemon(format_args!("reading the fd limit: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source;
+
+    #[test]
+    fn sources() {
+        assert_eq!(source("127.0.0.1:4022"), "127.0.0.1");
+        assert_eq!(source("[::1]:22"), "::1");
+        assert_eq!(source("unix peer"), "unix peer");
+        assert_eq!(source("vsock 3:17010"), "vsock 3");
+    }
+}
