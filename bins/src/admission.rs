@@ -149,13 +149,17 @@ impl Gate {
     }
 
     /// Gives `ticket`'s place its connection, for the deadlines and
-    /// evictions to act on.
+    /// evictions to act on; cuts it if it was evicted while being made.
     pub fn attach<H: Handle + Send + Sync + 'static>(&self, ticket: &Ticket, conn: &H, peer: &str) {
         let w = Watched {
             conn: Arc::new(conn.clone()),
             peer: peer.to_owned(),
         };
-        self.lock().attach(ticket.id, w);
+        let late = self.lock().attach(ticket.id, w);
+        if let Err(w) = late {
+            oplog::daemon(format_args!("{peer}: evicted before login (startups full)"));
+            w.conn.cut("too many connections before login");
+        }
     }
 
     /// Cuts the connections past their deadline; returns how long to

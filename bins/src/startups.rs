@@ -204,12 +204,12 @@ impl<T: Probe> Startups<T> {
 
     /// The oldest connection (of `source`, if given) that may be
     /// evicted: one not identified first, else one in its first kex.
-    /// Only an attached one: a connection still being set up cannot be
-    /// cut.
+    /// One still being set up (not attached) counts as not identified:
+    /// its [`Startups::attach`] then says it is to be cut.
     fn victim(&self, source: Option<&str>) -> Option<u64> {
         let mut best: Option<(Phase, u64)> = None;
         for (&id, e) in &self.entries {
-            if e.conn.is_none() || source.is_some_and(|s| s != e.source) {
+            if source.is_some_and(|s| s != e.source) {
                 continue;
             }
             let p = e.phase();
@@ -264,10 +264,15 @@ impl<T: Probe> Startups<T> {
         Admission::Admit { id, evicted }
     }
 
-    /// Gives entry `id` its connection, once made.
-    pub fn attach(&mut self, id: u64, conn: T) {
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.conn = Some(conn);
+    /// Gives entry `id` its connection, once made; `Err` gives it back
+    /// when the entry was evicted meanwhile (the caller cuts it).
+    pub fn attach(&mut self, id: u64, conn: T) -> Result<(), T> {
+        match self.entries.get_mut(&id) {
+            Some(e) => {
+                e.conn = Some(conn);
+                Ok(())
+            }
+            None => Err(conn),
         }
     }
 
@@ -343,7 +348,7 @@ mod tests {
     fn admit(t: &mut Startups<Fake>, src: &str, at: u64, roll: u32, c: Fake) -> Vec<u32> {
         match t.admit(src, Duration::from_secs(at), roll) {
             Admission::Admit { id, evicted } => {
-                t.attach(id, c);
+                assert!(t.attach(id, c).is_ok());
                 evicted.into_iter().map(|f| f.1).collect()
             }
             Admission::Refuse(_) => panic!("refused"),
@@ -400,6 +405,25 @@ mod tests {
             Admission::Refuse(_)
         ));
         drop(a);
+    }
+
+    #[test]
+    fn one_not_attached_yet_is_evicted_first_and_told_at_attach() {
+        let mut t = Startups::new(limits("2"));
+        admit(&mut t, "x", 0, 0, fake(0, Phase::Fresh));
+        let Admission::Admit { id: late, .. } = t.admit("x", Duration::from_secs(1), 0) else {
+            panic!("refused")
+        };
+        assert_eq!(admit(&mut t, "x", 2, 0, fake(2, Phase::Kex)), vec![0]);
+        assert_eq!(
+            admit(&mut t, "x", 3, 0, fake(3, Phase::Kex)),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            t.attach(late, fake(1, Phase::Fresh)).map_err(|f| f.1),
+            Err(1)
+        );
+        assert_eq!(t.len(), 2);
     }
 
     #[test]
@@ -480,7 +504,7 @@ mod tests {
                         for e in &evicted {
                             prop_assert!(e.phase() <= Phase::Kex);
                         }
-                        t.attach(id, fake(i as u32, p));
+                        prop_assert!(t.attach(id, fake(i as u32, p)).is_ok());
                     }
                     Admission::Refuse(_) => {
                         prop_assert!(
