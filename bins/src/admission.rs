@@ -4,6 +4,7 @@
 //! call [`Gate::admit`], [`Gate::attach`], [`Gate::reap`] on a timer and
 //! [`Gate::accept_failed`].
 
+use std::collections::HashSet;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -44,6 +45,7 @@ impl<H: Handle + Send + Sync> Watch for H {
 struct Watched {
     conn: Arc<dyn Watch>,
     peer: String,
+    id: u64,
 }
 
 impl Probe for Watched {
@@ -59,6 +61,19 @@ pub struct Gate {
     dice: Mutex<u64>,
     /// An accept failure was logged and none succeeded since.
     failing: AtomicBool,
+    /// Connections cut and not yet gone (their threads, tasks and fds
+    /// still held): accepting waits while there are `dying_cap`, so a
+    /// flood's churn cannot outrun their teardown.
+    dying: Mutex<Dying>,
+    dying_cap: usize,
+}
+
+/// The tickets alive, and which of them were cut: one lock, so that a
+/// cut racing its connection's end never counts a ticket already gone.
+#[derive(Default)]
+struct Dying {
+    live: HashSet<u64>,
+    cut: HashSet<u64>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -83,12 +98,18 @@ impl std::fmt::Debug for Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.gate.lock().remove(self.id);
+        let mut d = self.gate.dying();
+        d.live.remove(&self.id);
+        d.cut.remove(&self.id);
     }
 }
 
 /// How long the accept loop waits after a failed accept: the fds or
 /// memory it lacked may come back as connections end.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The accept loop's wait while too many cut connections are going.
+const DYING_WAIT: Duration = Duration::from_millis(5);
 
 /// The longest the reaper sleeps (a connection attached meanwhile may
 /// have an earlier deadline): deadlines are kept to this much.
@@ -103,7 +124,31 @@ impl Gate {
             clock: Instant::now(),
             dice: Mutex::new(seed),
             failing: AtomicBool::new(false),
+            dying: Mutex::new(Dying::default()),
+            dying_cap: limits.max.full as usize,
         }
+    }
+
+    fn dying(&self) -> MutexGuard<'_, Dying> {
+        self.dying.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Cuts `w`, counted as dying until its ticket goes.
+    fn cut(&self, w: &Watched, why: &str) {
+        {
+            let mut d = self.dying();
+            if d.live.contains(&w.id) {
+                d.cut.insert(w.id);
+            }
+        }
+        w.conn.cut(why);
+    }
+
+    /// How long to wait before the next accept, if the connections cut
+    /// are still too many to be gone (each ends promptly: its socket is
+    /// shut down).
+    pub fn pause(&self) -> Option<Duration> {
+        (self.dying().cut.len() >= self.dying_cap).then_some(DYING_WAIT)
     }
 
     fn lock(&self) -> MutexGuard<'_, Startups<Watched>> {
@@ -134,8 +179,9 @@ impl Gate {
                         "{}: evicted before login for {peer} (startups full)",
                         w.peer
                     ));
-                    w.conn.cut("too many connections before login");
+                    self.cut(&w, "too many connections before login");
                 }
+                self.dying().live.insert(id);
                 Some(Ticket {
                     gate: self.clone(),
                     id,
@@ -154,11 +200,12 @@ impl Gate {
         let w = Watched {
             conn: Arc::new(conn.clone()),
             peer: peer.to_owned(),
+            id: ticket.id,
         };
         let late = self.lock().attach(ticket.id, w);
         if let Err(w) = late {
             oplog::daemon(format_args!("{peer}: evicted before login (startups full)"));
-            w.conn.cut("too many connections before login");
+            self.cut(&w, "too many connections before login");
         }
     }
 
@@ -169,7 +216,7 @@ impl Gate {
         let (gone, next) = self.lock().expired(now);
         for (w, why) in gone {
             oplog::auth(format_args!("{}: cut before login: {why}", w.peer));
-            w.conn.cut(why);
+            self.cut(&w, why);
         }
         next.map_or(REAP_TICK, |at| at.saturating_sub(now).min(REAP_TICK))
     }

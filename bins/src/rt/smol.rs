@@ -42,6 +42,9 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
     .detach();
     smol::block_on(async {
         loop {
+            while let Some(wait) = d.gate.pause() {
+                async_io::Timer::after(wait).await;
+            }
             let (stream, peer) = match listener.read_with(|l| l.accept()).await {
                 Ok(s) => s,
                 Err(e) => {

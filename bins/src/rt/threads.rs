@@ -33,6 +33,9 @@ pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
             thread::sleep(gate.reap());
         })?;
     loop {
+        while let Some(wait) = d.gate.pause() {
+            thread::sleep(wait);
+        }
         let (stream, peer) = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
