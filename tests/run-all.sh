@@ -43,7 +43,8 @@
 #              to a socket, -h and -version); needs the ssh setup
 #   cpud-flood tests/scripts/cpud-flood.sh    (2,000 idle connections held while OpenSSH
 #              ssh and cpu log in: fd/thread caps, evictions, the grace and
-#              identification deadlines; sshd's figures beside); ssh setup, ~40 s
+#              identification deadlines, EMFILE at accept; sshd's figures beside);
+#              ssh setup, ~40-50 s
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)

@@ -6,7 +6,6 @@
 
 use std::collections::HashSet;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -59,8 +58,8 @@ pub struct Gate {
     table: Mutex<Startups<Watched>>,
     clock: Instant,
     dice: Mutex<u64>,
-    /// An accept failure was logged and none succeeded since.
-    failing: AtomicBool,
+    /// When an accept failure was last logged, and how many were not.
+    failing: Mutex<(Option<Instant>, u64)>,
     /// Connections cut and not yet gone (their threads, tasks and fds
     /// still held): accepting waits while there are `dying_cap`, so a
     /// flood's churn cannot outrun their teardown.
@@ -108,6 +107,9 @@ impl Drop for Ticket {
 /// memory it lacked may come back as connections end.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How often a run of accept failures is logged.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(60);
+
 /// The accept loop's wait while too many cut connections are going.
 const DYING_WAIT: Duration = Duration::from_millis(5);
 
@@ -123,7 +125,7 @@ impl Gate {
             table: Mutex::new(Startups::new(limits)),
             clock: Instant::now(),
             dice: Mutex::new(seed),
-            failing: AtomicBool::new(false),
+            failing: Mutex::new((None, 0)),
             dying: Mutex::new(Dying::default()),
             dying_cap: limits.max.full as usize,
         }
@@ -168,7 +170,6 @@ impl Gate {
     /// Judges a connection from `peer` just accepted: `None` to close it
     /// at once. Connections it displaces are cut here.
     pub fn admit(self: &Arc<Self>, peer: &str) -> Option<Ticket> {
-        self.failing.store(false, Ordering::Relaxed);
         let roll = self.roll();
         let now = self.clock.elapsed();
         let judged = self.lock().admit(source(peer), now, roll);
@@ -221,11 +222,20 @@ impl Gate {
         next.map_or(REAP_TICK, |at| at.saturating_sub(now).min(REAP_TICK))
     }
 
-    /// An accept failed: logged once in a row of failures; returns how
-    /// long to wait before accepting again.
+    /// An accept failed: logged at most once a minute (with how many
+    /// were not); returns how long to wait before accepting again.
     pub fn accept_failed(&self, e: &io::Error) -> Duration {
-        if !self.failing.swap(true, Ordering::Relaxed) {
-            oplog::daemon(format_args!("accept: {e} (retrying)"));
+        let mut f = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, quiet) = &mut *f;
+        if last.is_none_or(|t| t.elapsed() >= ACCEPT_LOG_EVERY) {
+            match *quiet {
+                0 => oplog::daemon(format_args!("accept: {e} (retrying)")),
+                n => oplog::daemon(format_args!("accept: {e} (retrying; {n} more since)")),
+            }
+            *last = Some(Instant::now());
+            *quiet = 0;
+        } else {
+            *quiet += 1;
         }
         ACCEPT_BACKOFF
     }

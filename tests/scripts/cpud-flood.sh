@@ -7,7 +7,10 @@
 # is sampled every 50 connections), it logs
 # the evictions, and logins work at once after the flood. Then the
 # deadlines with -loginGraceTime 3s: a banner-only connection and an idle
-# one are cut between 3 s and 3 s plus the reaper's tick, and logged.
+# one are cut between 3 s and 3 s plus the reaper's tick, and logged. Then
+# a cpud whose fd limit is cut to 64 under a flood of 300: it had raised
+# its soft limit to the hard one, logs EMFILE at accept (not once per
+# failure), stays up and lets ssh in once the flood is gone.
 # sshd's figures for the same flood are printed beside ours (not judged).
 # cpud runs in a private mount namespace on 127.0.0.1.
 #
@@ -39,14 +42,14 @@ cpu_ok() {
 		127.0.0.1 echo cpu-in 2>>"$W/cpu.err"
 }
 
-# flood LABEL PORT PID: starts the flooder (stdin a FIFO held by fd 7),
-# waits until it holds its connections. FLOOD_PID is set.
+# flood LABEL PORT PID [COUNT]: starts the flooder (stdin a FIFO held by
+# fd 7), waits until it holds its connections. FLOOD_PID is set.
 FLOOD_PID=''
 flood() {
-	local label=$1 port=$2 pid=$3
+	local label=$1 port=$2 pid=$3 count=${4:-$FLOOD_N}
 	rm -f "$W/$label.fifo"
 	mkfifo "$W/$label.fifo"
-	timeout -k 5 90 "$HOST_PY" "$PY_DIR/flood.py" "$port" "$FLOOD_N" "$pid" 60 \
+	timeout -k 5 90 "$HOST_PY" "$PY_DIR/flood.py" "$port" "$count" "$pid" 60 \
 		<"$W/$label.fifo" >"$W/$label.out" 2>"$W/$label.err" &
 	FLOOD_PID=$!
 	track "$FLOOD_PID"
@@ -120,6 +123,34 @@ else
 	fail "idle: cut after '$s' s, log: $(grep 'cut before' "$W/flood.err" | tail -n 1)"
 fi
 alive "$CPID" && pass "cpud is still up" || fail "cpud died"
+
+# --- out of fds: accept fails (EMFILE), cpud goes on -------------------------
+# The fd limit is cut to 64 under the running cpud (it raised its own to
+# the hard limit at start: the hard one is cut too).
+stop_pid "$CPID"
+ulimit -Sn 1024
+start_cpud emfile -hk "$W/host_ed25519" -log stderr || exit 1
+lim=$(awk '/^Max open files/ {print $4 ":" $5}' "/proc/$CPID/limits")
+hard=${lim#*:}
+[ "$hard" != 1024 ] && [ "${lim%%:*}" = "$hard" ] && pass "cpud raised its soft fd limit to the hard one ($lim)" ||
+	fail "fd limit soft:hard $lim"
+if prlimit --pid "$CPID" --nofile=64:64; then
+	flood emfile-flood "$CPORT" "$CPID" 300 || fail "flooder against the fd-starved cpud"
+	end_flood
+	if wait_line "$W/emfile.err" 'accept: .*(Too many open files|No file descriptors).*retrying' "$CPID" 10 >/dev/null; then
+		n=$(grep -c 'accept: ' "$W/emfile.err")
+		[ "$n" -le 2 ] && pass "EMFILE at accept is logged, not repeated ($n line(s))" ||
+			fail "EMFILE at accept logged $n times"
+
+	else
+		fail "no accept failure logged: $(tail -n 3 "$W/emfile.err")"
+	fi
+	alive "$CPID" && pass "cpud is up after running out of fds" || fail "cpud died out of fds: $(tail -n 3 "$W/emfile.err")"
+	out=$(login_ok) && [ "$out" = in ] && pass "ssh logs in once the fds are back" ||
+		fail "ssh after the fd starvation: '$out'"
+else
+	skip "prlimit cannot cut cpud's fd limit"
+fi
 
 # --- sshd's figures, for comparison (printed, not judged) --------------------
 if start_openssh_sshd sshd 2>/dev/null; then
