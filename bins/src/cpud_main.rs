@@ -43,6 +43,12 @@ pub fn run(
         return Err(format!("unexpected argument {extra:?}"));
     }
     let net = Net::parse(&args.net)?;
+    let limits = Limits {
+        max: MaxStartups::parse(&args.max_startups)?,
+        per_source: startups::parse_per_source(&args.per_source_max_startups)?,
+        ident: startups::IDENT_TIME,
+        grace: args.login_grace_time,
+    };
     if args.klog {
         log_to_kmsg()?;
     }
@@ -80,12 +86,6 @@ pub fn run(
             Policy::Anyone
         }
         pk => Policy::load(Path::new(pk))?,
-    };
-    let limits = Limits {
-        max: MaxStartups::parse(&args.max_startups)?,
-        per_source: startups::parse_per_source(&args.per_source_max_startups)?,
-        ident: startups::IDENT_TIME,
-        grace: args.login_grace_time,
     };
     admission::raise_fd_limit();
     let listener = Listener::bind(net, &args.sp, &args.addr)?;
