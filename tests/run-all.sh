@@ -41,6 +41,10 @@
 #   cpud-auth  tests/scripts/cpud-auth.sh     (OpenSSH ssh -> our cpud: authorized_keys
 #              options, login log lines with fingerprints, timestamps, syslog
 #              to a socket, -h and -version); needs the ssh setup
+#   cpud-flood tests/scripts/cpud-flood.sh    (2,000 idle connections held while OpenSSH
+#              ssh and cpu log in: fd/thread caps, evictions, the grace and
+#              identification deadlines, EMFILE at accept; sshd's figures beside);
+#              ssh setup, ~40-50 s
 #   cpu-local  tests/scripts/cpu-local.sh     (cpu -> cpud on loopback without 9P:
 #              ssh_config alias, statuses, arguments, stdin, exit codes of
 #              each failure, the remote's 9p mount failure on this kernel)
@@ -90,7 +94,7 @@ cd "$REPO" || exit 1
 export VM_DIR=${VM_DIR:-$(cd "$REPO/../shared/vm" 2>/dev/null && pwd || echo /work/shared/vm)}
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/cpu-rs
 export TOOLS_BIN=$CACHE/cargo/bin
-STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpud-auth ssh-clients cpu-local cpu-config cpu-cwd cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
+STEPS=${STEPS:-fmt clippy test build clients workload fstests diff ssh-interop cpud cpud-auth cpud-flood ssh-clients cpu-local cpu-config cpu-cwd cpu-messages cpu-many dnssd packaging cpu-guest cpu-arm64 cpu-init boards}
 START=$(date +%s)
 LOGS=$(mktemp -d /tmp/cpu-rs-run-all.XXXXXX)
 chmod 755 "$LOGS"
@@ -274,6 +278,9 @@ if [ "$FAILED" = 0 ]; then
 		fi
 		if wanted cpud-auth && ssh_interop_on; then
 			step "cpud-auth$sfx" 180 tests/scripts/cpud-auth.sh
+		fi
+		if wanted cpud-flood && ssh_interop_on; then
+			step "cpud-flood$sfx" 180 tests/scripts/cpud-flood.sh
 		fi
 		if wanted cpu-local && ssh_interop_on; then
 			step "cpu-local$sfx" 300 tests/scripts/cpu-local.sh

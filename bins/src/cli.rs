@@ -411,6 +411,22 @@ pub const CPUD_FLAGS: &[Flag] = &[
         "where log lines go: stderr, syslog, or auto (syslog when stderr is not a terminal and the socket exists; -d means stderr)",
     ),
     string("logSocket", "/dev/log", "the syslog socket"),
+    // Ours: sshd's MaxStartups, PerSourceMaxStartups and LoginGraceTime.
+    string(
+        "maxStartups",
+        "10:30:100",
+        "connections before login: start:rate:full random early drop (or one number); at full the oldest not past key exchange is evicted",
+    ),
+    string(
+        "perSourceMaxStartups",
+        "none",
+        "connections before login from one address (none, or a number)",
+    ),
+    string(
+        "loginGraceTime",
+        "120s",
+        "time to log in before the connection is cut (0 for none)",
+    ),
 ];
 
 /// `cpud`'s synopsis line.
@@ -453,6 +469,12 @@ pub struct CpudArgs {
     pub log: String,
     /// `-logSocket` (ours): the syslog socket.
     pub log_socket: String,
+    /// `-maxStartups` (ours), checked by [`crate::startups`].
+    pub max_startups: String,
+    /// `-perSourceMaxStartups` (ours).
+    pub per_source_max_startups: String,
+    /// `-loginGraceTime` (ours).
+    pub login_grace_time: Duration,
     /// Arguments after the flags (the reference ignores them).
     pub rest: Vec<String>,
 }
@@ -567,6 +589,9 @@ fn parse_cpud_with(
         permit_user_environment: p.bool("permitUserEnvironment")?,
         log: p.get("log").into(),
         log_socket: p.get("logSocket").into(),
+        max_startups: p.get("maxStartups").into(),
+        per_source_max_startups: p.get("perSourceMaxStartups").into(),
+        login_grace_time: duration("loginGraceTime")?,
         rest: p.rest.clone(),
     };
     Ok(Outcome::Run(CpudParsed::Daemon(args, p)))
@@ -844,6 +869,9 @@ mod tests {
                 permit_user_environment: false,
                 log: "auto".into(),
                 log_socket: "/dev/log".into(),
+                max_startups: "10:30:100".into(),
+                per_source_max_startups: "none".into(),
+                login_grace_time: Duration::from_secs(120),
                 rest: vec![],
             })
         );

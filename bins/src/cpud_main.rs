@@ -4,11 +4,14 @@
 //! before the process exits.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::admission::{self, Gate};
 use crate::authorized::Policy;
 use crate::cli::CpudArgs;
 use crate::daemon::{self_exe, Daemon, SessionHook};
 use crate::net::{self, Listener, Net};
+use crate::startups::{self, Limits, MaxStartups};
 use crate::{hostkey, oplog};
 
 /// What a variant of cpud adds to the daemon.
@@ -40,6 +43,12 @@ pub fn run(
         return Err(format!("unexpected argument {extra:?}"));
     }
     let net = Net::parse(&args.net)?;
+    let limits = Limits {
+        max: MaxStartups::parse(&args.max_startups)?,
+        per_source: startups::parse_per_source(&args.per_source_max_startups)?,
+        ident: startups::IDENT_TIME,
+        grace: args.login_grace_time,
+    };
     if args.klog {
         log_to_kmsg()?;
     }
@@ -78,6 +87,7 @@ pub fn run(
         }
         pk => Policy::load(Path::new(pk))?,
     };
+    admission::raise_fd_limit();
     let listener = Listener::bind(net, &args.sp, &args.addr)?;
     let signals = block_stop_signals()?;
     let ext = extend(&listener)?;
@@ -113,6 +123,7 @@ pub fn run(
         accounts: args.accounts,
         sftp: (!args.sftp.is_empty()).then(|| PathBuf::from(&args.sftp)),
         on_session: ext.on_session,
+        gate: Arc::new(Gate::new(limits)),
     };
     daemon.serve(&listener).map_err(|e| e.to_string())
 }

@@ -39,6 +39,8 @@ pub struct Daemon {
     pub sftp: Option<PathBuf>,
     /// Told when a session starts and ends (decpud counts its tenants).
     pub on_session: Option<SessionHook>,
+    /// The connections not logged in yet: caps and deadlines.
+    pub gate: Arc<crate::admission::Gate>,
 }
 
 /// A session's start or end, for [`SessionHook`].

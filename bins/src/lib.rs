@@ -3,6 +3,7 @@
 //! (host key, login policy, daemon, session child); the client's keys
 //! (files, passphrases, ssh-agent).
 
+pub mod admission;
 pub mod agent;
 pub mod authorized;
 pub mod cli;
@@ -35,4 +36,5 @@ pub mod rt;
 pub mod server_software;
 pub mod shadow;
 pub mod ssh_config;
+pub mod startups;
 pub mod tty;

@@ -482,6 +482,12 @@ impl Connection {
         self.error.as_ref()
     }
 
+    /// Whether the peer's identification line has come (cpud's deadline
+    /// for it, and whom it evicts first at its cap).
+    pub fn peer_identified(&self) -> bool {
+        self.transport.peer_id().is_some()
+    }
+
     /// The session identifier, after the first key exchange.
     pub fn session_id(&self) -> Option<&[u8]> {
         self.transport.session_id()

@@ -187,7 +187,8 @@ fn runs_over_any_byte_stream() {
         Box::new(move || {
             let _ = ac.shutdown(std::net::Shutdown::Both);
         }),
-    );
+    )
+    .unwrap();
     let cli = SshConnection::run(
         client,
         br,
@@ -195,7 +196,8 @@ fn runs_over_any_byte_stream() {
         Box::new(move || {
             let _ = bc.shutdown(std::net::Shutdown::Both);
         }),
-    );
+    )
+    .unwrap();
     cli.wait_authenticated(Duration::from_secs(30)).unwrap();
     thread::spawn(move || {
         if let Some(Incoming::Channel(p)) = srv.accept() {

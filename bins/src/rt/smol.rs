@@ -21,6 +21,7 @@ use runtime_smol::stream::{HalfClose, SharedStream};
 use runtime_std::export::LocalExport;
 use runtime_std::p9server::ServeConfig;
 
+use crate::admission::Ticket;
 use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
 use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
 use crate::dbg9p::Tap;
@@ -32,24 +33,37 @@ pub use runtime_smol::p9client::{MuxClient, Pending};
 /// Serves every connection `listener` accepts, a task each.
 pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
     let listener = Async::new(listener)?;
+    let gate = d.gate.clone();
+    smol::spawn(async move {
+        loop {
+            async_io::Timer::after(gate.reap()).await;
+        }
+    })
+    .detach();
     smol::block_on(async {
         loop {
+            while let Some(wait) = d.gate.pause() {
+                async_io::Timer::after(wait).await;
+            }
             let (stream, peer) = match listener.read_with(|l| l.accept()).await {
                 Ok(s) => s,
                 Err(e) => {
-                    d.log(format_args!("accept: {e}"));
+                    async_io::Timer::after(d.gate.accept_failed(&e)).await;
                     continue;
                 }
             };
+            let Some(ticket) = d.gate.admit(&peer) else {
+                continue;
+            };
             match SharedStream::new(stream) {
-                Ok(stream) => smol::spawn(connection(d.clone(), stream, peer)).detach(),
+                Ok(stream) => smol::spawn(connection(d.clone(), stream, peer, ticket)).detach(),
                 Err(e) => d.log(format_args!("{peer}: {e}")),
             }
         }
     })
 }
 
-async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) {
+async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String, ticket: Ticket) {
     let (config, grant) = d.server_config(&peer);
     let conn = match SshConnection::server(stream, config) {
         Ok(c) => c,
@@ -58,6 +72,7 @@ async fn connection(d: Arc<Daemon>, stream: SharedStream<Stream>, peer: String) 
             return;
         }
     };
+    d.gate.attach(&ticket, &conn, &peer);
     d.log(format_args!("{peer}: connected"));
     let mut forwards = Vec::new();
     while let Some(inc) = conn.accept().await {

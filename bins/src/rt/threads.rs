@@ -14,6 +14,7 @@ use runtime_std::ssh::{
     SshConnection,
 };
 
+use crate::admission::Ticket;
 use crate::client::{self, step_failed, Failure, Plan, NONCE_LEN};
 use crate::daemon::{Daemon, SessionGuard, BAD_COMMAND_STATUS};
 use crate::dbg9p::Tap;
@@ -22,22 +23,40 @@ use crate::net::{Listener, Stream};
 
 pub use runtime_std::p9client::{MuxClient, Pending};
 
-/// Serves every connection `listener` accepts, one thread each.
+/// Serves every connection `listener` accepts, one thread each, those
+/// not logged in yet under the daemon's [`crate::admission::Gate`].
 pub fn serve_daemon(d: Arc<Daemon>, listener: &Listener) -> io::Result<()> {
+    let gate = d.gate.clone();
+    thread::Builder::new()
+        .name("reaper".into())
+        .spawn(move || loop {
+            thread::sleep(gate.reap());
+        })?;
     loop {
+        while let Some(wait) = d.gate.pause() {
+            thread::sleep(wait);
+        }
         let (stream, peer) = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
-                d.log(format_args!("accept: {e}"));
+                thread::sleep(d.gate.accept_failed(&e));
                 continue;
             }
         };
-        let d = d.clone();
-        thread::spawn(move || connection(&d, stream, &peer));
+        let Some(ticket) = d.gate.admit(&peer) else {
+            continue;
+        };
+        let d2 = d.clone();
+        let peer2 = peer.clone();
+        let started =
+            thread::Builder::new().spawn(move || connection(&d2, stream, &peer2, &ticket));
+        if let Err(e) = started {
+            d.gate.spawn_failed(&peer, &e);
+        }
     }
 }
 
-fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
+fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str, ticket: &Ticket) {
     let (config, grant) = d.server_config(peer);
     let conn = match SshConnection::server(stream, config) {
         Ok(c) => c,
@@ -46,6 +65,7 @@ fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
             return;
         }
     };
+    d.gate.attach(ticket, &conn, peer);
     d.log(format_args!("{peer}: connected"));
     let mut forwards = Vec::new();
     while let Some(inc) = conn.accept() {
@@ -58,9 +78,13 @@ fn connection(d: &Arc<Daemon>, stream: Stream, peer: &str) {
         if let Some((ch, user, guard)) =
             d.dispatch(&conn, inc, peer, &grant, &mut forwards, forward)
         {
-            let d = d.clone();
+            let d2 = d.clone();
             let key = grant.options();
-            thread::spawn(move || session_child(&d, &ch, &user, &key, guard));
+            let started =
+                thread::Builder::new().spawn(move || session_child(&d2, &ch, &user, &key, guard));
+            if let Err(e) = started {
+                d.gate.spawn_failed(peer, &e);
+            }
         }
     }
     d.log(format_args!("{peer}: gone"));

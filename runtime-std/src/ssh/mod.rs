@@ -121,23 +121,25 @@ impl SshConnection {
         socket.set_low_latency();
         let reader = socket.try_clone()?;
         let closer = socket.try_clone()?;
-        Ok(Self::run(
+        Self::run(
             conn,
             reader,
             socket,
             Box::new(move || closer.shutdown_both()),
-        ))
+        )
     }
 
     /// Runs `conn` over any byte stream split in a read half and a write
     /// half; `close` is called once the connection is over, to unblock
-    /// the reader (shut the socket down, close the pipe).
+    /// the reader (shut the socket down, close the pipe). Fails, with
+    /// everything undone, when a thread cannot start (a daemon under a
+    /// flood must survive it, not abort).
     pub fn run<R, W>(
         conn: Connection,
         reader: R,
         writer: W,
         close: Box<dyn FnOnce() + Send>,
-    ) -> Self
+    ) -> io::Result<Self>
     where
         R: Read + Send + 'static,
         W: Write + Send + 'static,
@@ -155,12 +157,21 @@ impl SshConnection {
             let mut st = this.lock();
             this.flush(&mut st);
         }
-        spawn_writer(this.clone(), rx, writer, close);
+        spawn_writer(this.clone(), rx, writer, close)?;
         let r = this.clone();
-        thread::spawn(move || r.read_loop(reader));
         let t = this.clone();
-        thread::spawn(move || t.timer_loop());
-        this
+        let started = thread::Builder::new()
+            .spawn(move || r.read_loop(reader))
+            .and_then(|_| thread::Builder::new().spawn(move || t.timer_loop()));
+        if let Err(e) = started {
+            // The writer sees the end, closes the stream, and the reader
+            // (if it started) reads its end.
+            let mut st = this.lock();
+            st.lost("cannot start a thread");
+            this.flush(&mut st);
+            return Err(e);
+        }
+        Ok(this)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -386,8 +397,8 @@ fn spawn_writer<W: Write + Send + 'static>(
     rx: mpsc::Receiver<Vec<u8>>,
     mut writer: W,
     close: Box<dyn FnOnce() + Send>,
-) {
-    thread::spawn(move || {
+) -> io::Result<()> {
+    thread::Builder::new().spawn(move || {
         for chunk in rx.iter() {
             if writer
                 .write_all(&chunk)
@@ -407,5 +418,6 @@ fn spawn_writer<W: Write + Send + 'static>(
         st.lost("connection closed");
         conn.flush(&mut st);
         drop(st);
-    });
+    })?;
+    Ok(())
 }
