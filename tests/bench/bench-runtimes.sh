@@ -47,7 +47,7 @@ measure() {
 	local rt=$1 dir i n pids=() t0 t1 up busy total c
 	dir=$REPO/target/bench-$rt
 	CPU=$dir/cpu CPUD=$dir/cpud
-	start_cpud "cpud-$rt" -hk "$W/host_ed25519" >&2 || return 1
+	start_cpud "cpud-$rt" -hk "$W/host_ed25519" -maxStartups $((N + 16)) >&2 || return 1
 	idle=$(rss "$CPID")
 	local cat_s
 	cat_s=$(for _ in 1 2 3; do secs_of run_cpu cat big.bin; done | median)
