@@ -10,7 +10,8 @@
 //!   one authorized key without end, each answer queued for it (the flood
 //!   of pre-login replies CVE-2025-26466 was). sshd's auth2.c returns
 //!   before counting a postponed (PK_OK) query; we are stricter, at the
-//!   cost of one attempt per query a client makes before signing.
+//!   cost of one attempt per query a client makes before signing (the query
+//!   that reaches the limit is still answered).
 //!   Every other FAILURE counts.
 //! - A request for a service other than `ssh-connection` gets FAILURE and
 //!   counts, without its signature being looked at: the answer does not
@@ -321,8 +322,12 @@ impl ServerAuth {
             Answer::PkOk { alg, blob } => {
                 // Counted like a failure: the limit bounds the PK_OK
                 // answers as it does the FAILURE ones (CVE-2025-26466).
+                // The query that reaches the limit is still answered, so
+                // that a client whose last allowed try is the right key
+                // (five refused, the sixth authorized) logs in as with
+                // sshd; its signature is then the last chance.
                 self.failures = self.failures.saturating_add(1);
-                if self.failures >= self.config.max_attempts {
+                if self.failures > self.config.max_attempts {
                     return Err(AuthError::TooManyAttempts);
                 }
                 let mut p = Vec::new();
