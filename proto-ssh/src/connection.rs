@@ -801,6 +801,7 @@ impl Connection {
                     return Err(Error::AuthExhausted);
                 }
                 if let Some(open) = open {
+                    self.transport.set_authenticated();
                     self.phase = Phase::Open(open);
                     self.events
                         .push_back(Event::Authenticated { user, key: None });
@@ -825,6 +826,7 @@ impl Connection {
                 }
                 self.pump_auth();
                 if let Some(token) = proof {
+                    self.transport.set_authenticated();
                     self.phase = Phase::Open(Open::server(self.channel_config.clone(), &token));
                     self.events.push_back(Event::Authenticated {
                         user: token.user().into(),

@@ -14,7 +14,9 @@
 //!   messages until its NEWKEYS;
 //! - the queue of our payloads held during a key exchange is bounded
 //!   (CVE-2025-26466 was an unbounded one);
-//! - a rekey must present the host key of the first exchange.
+//! - a rekey must present the host key of the first exchange;
+//! - the peer's rekeys are counted ([`crate::kex::budget`]): one before
+//!   login, then a rate limit.
 
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -27,6 +29,7 @@ use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;
 
 use crate::cipher::PacketCipher;
+use crate::kex::budget::{RekeyBudget, RekeyRefused};
 use crate::kex::keys::{self, Direction, HashInput};
 use crate::kex::method::{self, ClientEphemeral, MethodError, SharedSecret};
 use crate::kex::negotiate::{self, KexInit, Negotiated, NoCommon, Preferences};
@@ -128,6 +131,8 @@ pub enum TransportError {
     NoHostKey,
     /// Too much waited in the queue during a key exchange.
     QueueFull,
+    /// The peer started more rekeys than [`crate::kex::budget`] allows.
+    TooManyRekeys(RekeyRefused),
     /// The peer sent DISCONNECT.
     PeerDisconnected {
         /// Its reason code.
@@ -170,6 +175,12 @@ impl fmt::Display for TransportError {
             Self::HostKeyRejected => f.write_str("host key refused"),
             Self::NoHostKey => f.write_str("no host key for the agreed algorithm"),
             Self::QueueFull => f.write_str("too many messages queued during key exchange"),
+            Self::TooManyRekeys(RekeyRefused::BeforeLogin) => {
+                f.write_str("too many key exchanges before login")
+            }
+            Self::TooManyRekeys(RekeyRefused::TooFast) => {
+                f.write_str("too many key exchanges per minute")
+            }
             Self::PeerDisconnected {
                 reason,
                 description,
@@ -283,6 +294,9 @@ pub struct Transport {
     strict: bool,
     peer_wants_ext_info: bool,
     first_done: bool,
+    /// The layers above reported a login ([`Transport::set_authenticated`]).
+    authenticated: bool,
+    rekeys: RekeyBudget,
     queue: VecDeque<Vec<u8>>,
     queued: usize,
     bytes_since_kex: u64,
@@ -335,6 +349,8 @@ impl Transport {
             strict: false,
             peer_wants_ext_info: false,
             first_done: false,
+            authenticated: false,
+            rekeys: RekeyBudget::new(),
             queue: VecDeque::new(),
             queued: 0,
             bytes_since_kex: 0,
@@ -371,6 +387,12 @@ impl Transport {
     /// Whether a key exchange is running (our payloads wait).
     pub fn in_kex(&self) -> bool {
         !matches!(self.kex, Kex::Idle | Kex::AwaitNewKeys { .. }) || !self.first_done
+    }
+
+    /// Tells the transport that the user logged in, which lifts the
+    /// limit of one peer-started rekey before login to a rate limit.
+    pub fn set_authenticated(&mut self) {
+        self.authenticated = true;
     }
 
     /// Whether the connection is closed.
@@ -747,7 +769,18 @@ impl Transport {
         let ours = match core::mem::replace(&mut self.kex, Kex::Idle) {
             Kex::SentInit { ours } => ours,
             Kex::Idle => {
-                // The peer starts a rekey: answer with ours.
+                // The peer starts a rekey: answer with ours, if it is
+                // within budget. Beyond it we DISCONNECT rather than answer
+                // UNIMPLEMENTED as sshd does before login: the peer would
+                // then wait for a KEXINIT that never comes, its traffic
+                // held, until the login grace time; the DISCONNECT says
+                // why and frees the slot now.
+                if let Err(e) =
+                    self.rekeys
+                        .allow(self.authenticated, self.now, self.bytes_since_kex)
+                {
+                    return Err(TransportError::TooManyRekeys(e));
+                }
                 self.start_kex(rng)?;
                 match core::mem::replace(&mut self.kex, Kex::Idle) {
                     Kex::SentInit { ours } => ours,

@@ -537,3 +537,51 @@ fn client_refuses_trailing_and_missing_bytes() {
         assert_eq!(fresh().handle_message(m), Ok(()));
     }
 }
+
+/// Issue 17 point 2 (the PK_OK flood, CVE-2025-26466's unbounded
+/// pre-login replies): a query answered with PK_OK costs an attempt, so
+/// repeated queries for an authorized key reach the limit (that one is
+/// still answered) and the next one is refused instead of answered.
+#[test]
+fn pk_ok_queries_count_against_the_attempt_limit() {
+    let a = seeded_key(1);
+    let mut policy = RecordingPolicy::allowing("glenda", &a);
+    let max = ServerAuthConfig::default().max_attempts;
+    let mut s = server();
+    for i in 1..=max {
+        s.handle_message(&query("glenda", "ssh-ed25519", &blob(&a)), &mut policy)
+            .unwrap();
+        assert_eq!(s.poll_payload().unwrap()[0], msg::USERAUTH_PK_OK);
+        assert_eq!(s.failures(), i);
+    }
+    assert_eq!(
+        s.handle_message(&query("glenda", "ssh-ed25519", &blob(&a)), &mut policy),
+        Err(AuthError::TooManyAttempts)
+    );
+    assert_eq!(s.poll_payload(), None, "no PK_OK for the refused query");
+    assert!(!s.is_authenticated());
+}
+
+/// A client that queries before signing, as OpenSSH's does, still logs
+/// in while it has attempts left: the query costs one, the signed
+/// request that succeeds none, and the query that reaches the limit is
+/// answered (the sixth key may be the right one, as with sshd).
+#[test]
+fn a_query_then_its_signature_logs_in_up_to_the_limit() {
+    let a = seeded_key(1);
+    let mut policy = RecordingPolicy::allowing("glenda", &a);
+    let max = ServerAuthConfig::default().max_attempts;
+    let mut s = server();
+    for _ in 1..=max {
+        s.handle_message(&query("glenda", "ssh-ed25519", &blob(&a)), &mut policy)
+            .unwrap();
+        assert_eq!(s.poll_payload().unwrap()[0], msg::USERAUTH_PK_OK);
+    }
+    s.handle_message(
+        &signed_request("glenda", &a, &a, SigAlg::Ed25519, &SESSION_ID),
+        &mut policy,
+    )
+    .unwrap();
+    assert!(s.is_authenticated());
+    assert_eq!(s.failures(), max);
+}

@@ -329,3 +329,21 @@ fn unknown_key_is_refused() {
         .iter()
         .any(|e| matches!(e, Event::AuthRefused { .. })));
 }
+
+/// Rekeys the client starts after enough traffic are never rate-limited
+/// (issue 17 point 3): a small `RekeyLimit`, as OpenSSH's interop tests
+/// set, rekeys more than ten times in no time at all, and is served.
+#[test]
+fn rekeys_earned_by_traffic_are_not_rate_limited() {
+    use proto_ssh::kex::budget::{PEER_REKEYS_PER_WINDOW, REKEY_EARNED_BYTES};
+    let mut c = client("sig_ed25519");
+    c.common.rekey.bytes = REKEY_EARNED_BYTES + 16 * 1024;
+    let mut p = logged_in(c, server("sig_ed25519"));
+    let (cid, sid) = open_session(&mut p);
+    let data: Vec<u8> = (0..8_000_000u32).map(|i| (i * 13) as u8).collect();
+    assert_eq!(transfer(&mut p, cid, sid, &data), data);
+    let rekeys = kex_done(&p.client_events).iter().filter(|k| !k.2).count();
+    assert!(rekeys > PEER_REKEYS_PER_WINDOW, "{rekeys} rekeys");
+    assert_eq!(p.now, Duration::ZERO, "all within one instant");
+    assert!(p.server_error.is_none(), "{:?}", p.server_error);
+}

@@ -5,8 +5,14 @@
 //!   and [`AuthError::TooManyAttempts`] comes instead of the FAILURE that
 //!   reaches [`ServerAuthConfig::max_attempts`] (as OpenSSH's MaxAuthTries).
 //!   The first `none` request is free, since every client sends it to learn
-//!   the methods; later ones count. A query answered with PK_OK is free too:
-//!   its signed request counts if it fails. Every other FAILURE counts.
+//!   the methods; later ones count. A query answered with PK_OK counts too,
+//!   and so does its signed request if it fails: else a client could query
+//!   one authorized key without end, each answer queued for it (the flood
+//!   of pre-login replies CVE-2025-26466 was). sshd's auth2.c returns
+//!   before counting a postponed (PK_OK) query; we are stricter, at the
+//!   cost of one attempt per query a client makes before signing (the query
+//!   that reaches the limit is still answered).
+//!   Every other FAILURE counts.
 //! - A request for a service other than `ssh-connection` gets FAILURE and
 //!   counts, without its signature being looked at: the answer does not
 //!   depend on the user, and the client may retry (RFC 4252 §5 allows
@@ -314,6 +320,16 @@ impl ServerAuth {
                 Ok(())
             }
             Answer::PkOk { alg, blob } => {
+                // Counted like a failure: the limit bounds the PK_OK
+                // answers as it does the FAILURE ones (CVE-2025-26466).
+                // The query that reaches the limit is still answered, so
+                // that a client whose last allowed try is the right key
+                // (five refused, the sixth authorized) logs in as with
+                // sshd; its signature is then the last chance.
+                self.failures = self.failures.saturating_add(1);
+                if self.failures > self.config.max_attempts {
+                    return Err(AuthError::TooManyAttempts);
+                }
                 let mut p = Vec::new();
                 p.put_u8(msg::USERAUTH_PK_OK);
                 p.put_string(alg);

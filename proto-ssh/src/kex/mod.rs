@@ -2,6 +2,7 @@
 //! arithmetic, and the exchange hash with the keys derived from it. The
 //! message flow that uses them is in [`crate::transport`].
 
+pub mod budget;
 pub mod keys;
 pub mod method;
 pub mod negotiate;
