@@ -13,14 +13,9 @@ use proto_ssh::channel::GlobalRequest;
 use proto_ssh::cipher::PacketCipher;
 use proto_ssh::connection::{Connection, Error};
 use proto_ssh::fuzzing::TestRng;
-use proto_ssh::kex::negotiate::Preferences;
 use proto_ssh::packet::Sealer;
 use proto_ssh::pair::Pair;
-use proto_ssh::sig::SigAlg;
-use proto_ssh::transport::{
-    AcceptAnyHostKey, RekeyLimits, Transport, TransportConfig, TransportError, MAX_KEX_QUEUE_MSGS,
-};
-use proto_ssh::version::{Role, DEFAULT_SOFTWARE_VERSION};
+use proto_ssh::transport::{Transport, TransportError, MAX_KEX_QUEUE_MSGS};
 
 /// A plaintext packet as a man in the middle would insert it before the
 /// first NEWKEYS.
@@ -80,20 +75,7 @@ struct RawClient {
 
 impl RawClient {
     fn new() -> Self {
-        let mut rng = TestRng(11);
-        let t = Transport::new(
-            TransportConfig {
-                role: Role::Client,
-                prefs: Preferences::all(SigAlg::VERIFY_ALL.to_vec()),
-                host_keys: Vec::new(),
-                host_key_check: Box::new(AcceptAnyHostKey),
-                rekey: RekeyLimits::default(),
-                software_version: DEFAULT_SOFTWARE_VERSION.into(),
-            },
-            Duration::ZERO,
-            &mut rng,
-        )
-        .unwrap();
+        let (t, rng) = common::raw_client_transport(11);
         Self { t, rng }
     }
 

@@ -16,13 +16,8 @@ use proto_ssh::fuzzing::TestRng;
 use proto_ssh::kex::budget::{
     RekeyBudget, RekeyRefused, PEER_REKEYS_PER_WINDOW, REKEY_EARNED_BYTES, REKEY_WINDOW,
 };
-use proto_ssh::kex::negotiate::Preferences;
 use proto_ssh::pair::Pair;
-use proto_ssh::sig::SigAlg;
-use proto_ssh::transport::{
-    AcceptAnyHostKey, RekeyLimits, Transport, TransportConfig, TransportError,
-};
-use proto_ssh::version::{Role, DEFAULT_SOFTWARE_VERSION};
+use proto_ssh::transport::{Transport, TransportError};
 
 /// A client transport that never logs in: it only does key exchanges.
 struct RawClient {
@@ -35,20 +30,7 @@ struct RawClient {
 
 impl RawClient {
     fn new() -> Self {
-        let mut rng = TestRng(21);
-        let t = Transport::new(
-            TransportConfig {
-                role: Role::Client,
-                prefs: Preferences::all(SigAlg::VERIFY_ALL.to_vec()),
-                host_keys: Vec::new(),
-                host_key_check: Box::new(AcceptAnyHostKey),
-                rekey: RekeyLimits::default(),
-                software_version: DEFAULT_SOFTWARE_VERSION.into(),
-            },
-            Duration::ZERO,
-            &mut rng,
-        )
-        .unwrap();
+        let (t, rng) = common::raw_client_transport(21);
         Self {
             t,
             rng,

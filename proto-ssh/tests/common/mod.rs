@@ -2,10 +2,18 @@
 
 #![allow(dead_code, clippy::unwrap_used)]
 
+use core::time::Duration;
+
 use proto_ssh::auth::AuthPolicy;
 use proto_ssh::connection::{ClientConfig, ServerConfig};
+use proto_ssh::fuzzing::TestRng;
+use proto_ssh::kex::negotiate::Preferences;
 use proto_ssh::pair::Pair;
-use proto_ssh::transport::{AcceptAnyHostKey, HostKeyCheck};
+use proto_ssh::sig::SigAlg;
+use proto_ssh::transport::{
+    AcceptAnyHostKey, HostKeyCheck, RekeyLimits, Transport, TransportConfig,
+};
+use proto_ssh::version::{Role, DEFAULT_SOFTWARE_VERSION};
 use ssh_key::public::KeyData;
 use ssh_key::PrivateKey;
 
@@ -54,4 +62,24 @@ pub(crate) fn logged_in(client: ClientConfig, server: ServerConfig) -> Pair {
         p.server_error
     );
     p
+}
+
+/// A bare client transport (every algorithm, any host key), for tests
+/// that drive a server by hand past the key exchange; its RNG seeded.
+pub(crate) fn raw_client_transport(seed: u64) -> (Transport, TestRng) {
+    let mut rng = TestRng(seed);
+    let t = Transport::new(
+        TransportConfig {
+            role: Role::Client,
+            prefs: Preferences::all(SigAlg::VERIFY_ALL.to_vec()),
+            host_keys: Vec::new(),
+            host_key_check: Box::new(AcceptAnyHostKey),
+            rekey: RekeyLimits::default(),
+            software_version: DEFAULT_SOFTWARE_VERSION.into(),
+        },
+        Duration::ZERO,
+        &mut rng,
+    )
+    .unwrap();
+    (t, rng)
 }
