@@ -221,7 +221,9 @@ impl Daemon {
             "sftp" => plain::sftp_server(self.sftp.as_deref()).err()?,
             other => plain::unknown_subsystem(other),
         };
-        eprintln!("cpud: session for {user:?}: subsystem {name:?} refused: {why}");
+        oplog::daemon(format_args!(
+            "session for {user}: subsystem {name:?} refused: {why}"
+        ));
         Some(format!("cpud: {why}\r\n"))
     }
 

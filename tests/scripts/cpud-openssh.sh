@@ -267,7 +267,7 @@ fi
 # in cpud's log.
 NO_SFTP=$W/no-such-dir/sftp-server
 stop_pid "$CPID"
-start_cpud cpud4 -sftp "$NO_SFTP"
+start_cpud cpud4 -sftp "$NO_SFTP" -log stderr
 rc=0
 osftp -b "$W/sftp.batch" "$ME@127.0.0.1" >"$W/nosftp.out" 2>&1 || rc=$?
 [ "$rc" != 0 ] && grep -q "$NO_SFTP" "$W/nosftp.out" && grep -q "$NO_SFTP" "$W/cpud4.err" &&
